@@ -1,0 +1,451 @@
+"""The ``desk`` command line: thin commands over the library."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any, NoReturn
+
+import click
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from desk.config import ConfigError, Settings, load_settings
+from desk.db import make_engine, session_factory, transaction, upgrade
+from desk.directory import (
+    ClientSpec,
+    DirectoryError,
+    ImportReport,
+    add_staff,
+    client_dict,
+    import_clients,
+    import_staff,
+    set_away,
+    staff_dict,
+    upsert_client,
+)
+from desk.models import Client, Quarantine, Role, Staff, Status, Tier, utcnow
+from desk.tickets import get_ticket
+from desk.views import list_tickets, quarantine_dict, ticket_detail, ticket_summary
+
+log = logging.getLogger("desk")
+
+
+class Ctx:
+    def __init__(self, config: str | None) -> None:
+        self.config_path = config
+        self._settings: Settings | None = None
+        self._engine: Engine | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config_path)
+            except ConfigError as exc:
+                fail(str(exc), code=2)
+        return self._settings
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings.database_url)
+        return self._engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with transaction(session_factory(self.engine)) as session:
+            yield session
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"desk: {message}", err=True)
+    sys.exit(code)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        from desk.logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Schema checks at start are routine, not news.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group()
+@click.option("--config", "config", envvar="DESK_CONFIG", metavar="PATH",
+              help="Configuration file (default: $DESK_CONFIG, else config/desk.toml).")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """desk: an email-driven support desk."""
+    ctx.obj = Ctx(config)
+
+
+# -- setup and running -----------------------------------------------------------------
+
+@main.command()
+@pass_ctx
+def init(c: Ctx) -> None:
+    """Create or upgrade the database schema (safe to run again)."""
+    try:
+        revision = upgrade(c.engine)
+    except Exception as exc:
+        fail(f"cannot prepare the database {c.settings.database_url}: {exc}")
+    click.echo(f"database ready at revision {revision}: {c.engine.url.render_as_string()}")
+
+
+@main.command("check-config")
+@pass_ctx
+def check_config(c: Ctx) -> None:
+    """Validate the configuration and exit."""
+    s = c.settings
+    click.echo(f"configuration OK: {s.desk.address}, {s.mailbox.source} intake, "
+               f"{s.smtp.transport} delivery, database {s.database_url}")
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Process everything pending, deliver, then exit.")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning"]))
+@click.option("--log-format", default="text", type=click.Choice(["text", "json"]))
+@pass_ctx
+def run(c: Ctx, once: bool, log_level: str, log_format: str) -> None:
+    """Run the desk: ingest mail, answer, deliver (until SIGTERM, or --once)."""
+    from desk.daemon import Daemon, SchemaOutOfDate
+
+    setup_logging(log_level, log_format)
+    settings = c.settings
+    try:
+        daemon = Daemon(settings, engine=c.engine)
+    except SchemaOutOfDate as exc:
+        fail(str(exc), code=2)
+    if once:
+        summary = asyncio.run(daemon.run_once())
+        click.echo(summary.line())
+        for err in summary.errors:
+            click.echo(f"warning: {err}", err=True)
+        sys.exit(1 if summary.errors else 0)
+    asyncio.run(daemon.run_forever())
+
+
+# -- directory ---------------------------------------------------------------------
+
+@main.group()
+def client() -> None:
+    """Manage clients (tier, domains, contacts, managers)."""
+
+
+@client.command("add")
+@click.argument("name")
+@click.option("--tier", required=True, type=click.Choice([t.value for t in Tier]))
+@click.option("--domain", "domains", multiple=True, help="Email domain of the client (repeat).")
+@click.option("--contact", "contacts", multiple=True, help="Contact address (repeat).")
+@click.option("--account-manager", metavar="EMAIL")
+@click.option("--project-manager", metavar="EMAIL")
+@click.option("--backup", metavar="EMAIL", help="Backup manager when the owner is away.")
+@click.option("--hours-per-month", type=float)
+@click.option("--timezone", metavar="TZ", help="IANA zone, e.g. Europe/London.")
+@pass_ctx
+def client_add(c: Ctx, name: str, tier: str, domains: tuple[str, ...], contacts: tuple[str, ...],
+               account_manager: str | None, project_manager: str | None, backup: str | None,
+               hours_per_month: float | None, timezone: str | None) -> None:
+    """Add a client, or update it if NAME exists."""
+    spec = ClientSpec(name, tier, domains, contacts, account_manager, project_manager, backup,
+                      hours_per_month, timezone)
+    try:
+        with c.session() as s:
+            cl, changes = upsert_client(s, spec)
+            click.echo(f"client {cl.name}: " + ("; ".join(changes) or "no change"))
+    except DirectoryError as exc:
+        fail(str(exc), code=2)
+
+
+def _print_import(report: ImportReport, applied: bool) -> None:
+    for line, name, changes in report.changes:
+        click.echo(f"line {line}: {name}: {'; '.join(changes) or 'no change'}")
+    for line, message in report.errors:
+        click.echo(f"line {line}: error: {message}", err=True)
+    click.echo("applied" if applied else "nothing applied")
+
+
+@client.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--partial", is_flag=True, help="Apply the good rows even if some rows are bad.")
+@pass_ctx
+def client_import(c: Ctx, path: str, dry_run: bool, partial: bool) -> None:
+    """Import the client overview spreadsheet (CSV), creating or updating clients.
+
+    Columns: name, tier, domains, contacts, account_manager, project_manager, backup,
+    hours_per_month, timezone. Several domains or contacts in a cell: separate with ';'.
+    """
+    with open(path, encoding="utf-8-sig") as fh:
+        text = fh.read()
+    factory = session_factory(c.engine)
+    with factory() as s:
+        s.begin()
+        report = import_clients(s, text)
+        apply = not dry_run and (partial or not report.errors)
+        (s.commit if apply else s.rollback)()
+    _print_import(report, apply)
+    if report.errors and not (partial and not dry_run):
+        sys.exit(1)
+
+
+@client.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def client_list(c: Ctx, as_json: bool) -> None:
+    """List clients."""
+    with c.session() as s:
+        rows = [client_dict(x) for x in s.scalars(select(Client).order_by(Client.name))]
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<28} {r['tier']:<13} domains={','.join(r['domains']) or '-'} "
+                   f"contacts={len(r['contacts'])} am={r['account_manager'] or '-'} "
+                   f"pm={r['project_manager'] or '-'}")
+
+
+@main.group()
+def staff() -> None:
+    """Manage staff (roles, capacity, absences)."""
+
+
+@staff.command("add")
+@click.argument("email")
+@click.option("--name", required=True)
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--capacity", type=click.IntRange(min=0), help="Most open tickets to own.")
+@pass_ctx
+def staff_add(c: Ctx, email: str, name: str, role: str, capacity: int | None) -> None:
+    """Add a staff member, or update them if EMAIL exists."""
+    try:
+        with c.session() as s:
+            person, created = add_staff(s, email, name, role, capacity)
+            click.echo(f"{'added' if created else 'updated'} {person.email} ({person.role})")
+    except DirectoryError as exc:
+        fail(str(exc), code=2)
+
+
+@staff.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@pass_ctx
+def staff_import(c: Ctx, path: str) -> None:
+    """Import staff from CSV (email, name, role, capacity); bad rows are reported."""
+    with open(path, encoding="utf-8-sig") as fh:
+        text = fh.read()
+    with c.session() as s:
+        report = import_staff(s, text)
+    _print_import(report, True)
+    if report.errors:
+        sys.exit(1)
+
+
+@staff.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def staff_list(c: Ctx, as_json: bool) -> None:
+    """List staff."""
+    with c.session() as s:
+        rows = [staff_dict(x) for x in s.scalars(select(Staff).order_by(Staff.email))]
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        away = f" away {r['away_from'] or '…'}..{r['away_until'] or '…'}" if (
+            r["away_from"] or r["away_until"]) else ""
+        click.echo(f"{r['email']:<32} {r['name']:<24} {r['role']}{away}")
+
+
+@staff.command("away")
+@click.argument("email")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First day away.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day away.")
+@click.option("--clear", is_flag=True, help="Back in the office.")
+@pass_ctx
+def staff_away(c: Ctx, email: str, start: Any, until: Any, clear: bool) -> None:
+    """Mark a staff member away: their tickets go to the client's backup manager."""
+    d_start: date | None = None if clear or start is None else start.date()
+    d_until: date | None = None if clear or until is None else until.date()
+    if not clear and d_start is None and d_until is None:
+        fail("give --from and/or --until, or --clear", code=2)
+    try:
+        with c.session() as s:
+            person = set_away(s, email, d_start, d_until)
+            click.echo(f"{person.email}: away {d_start or '…'}..{d_until or '…'}" if not clear
+                       else f"{person.email}: back")
+    except DirectoryError as exc:
+        fail(str(exc), code=2)
+
+
+# -- tickets -----------------------------------------------------------------------
+
+@main.group()
+def tickets() -> None:
+    """Look at tickets."""
+
+
+@tickets.command("list")
+@click.option("--status", type=click.Choice([s.value for s in Status]))
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def tickets_list(c: Ctx, status: str | None, as_json: bool) -> None:
+    """List tickets (oldest first)."""
+    with c.session() as s:
+        rows = [ticket_summary(t) for t in list_tickets(s, status)]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no tickets")
+    for r in rows:
+        tier, owner = r["tier"] or "unknown", r["assignee"] or "-"
+        click.echo(f"#{r['ref']:<5} {r['status']:<17} {r['priority']} {tier:<12} "
+                   f"{(r['client'] or '-')[:20]:<20} {owner:<26} {r['subject'][:60]}")
+
+
+@tickets.command("show")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def tickets_show(c: Ctx, ref: str, as_json: bool) -> None:
+    """Show a ticket: its messages and the reasons behind every decision."""
+    with c.session() as s:
+        t = get_ticket(s, ref)
+        if t is None:
+            fail(f"no ticket {ref}")
+        data = ticket_detail(t)
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"#{data['ref']} {data['subject']}")
+    click.echo(f"  status {data['status']}, priority {data['priority']}, tier "
+               f"{data['tier'] or 'unknown sender'}, client {data['client'] or '-'}")
+    click.echo(f"  requester {data['requester']}, owner {data['assignee'] or '-'}, "
+               f"created {data['created_at']}")
+    if data["participants"]:
+        click.echo("  participants: " + ", ".join(p["email"] for p in data["participants"]))
+    click.echo("\nMessages:")
+    for m in data["messages"]:
+        arrow = "<-" if m["direction"] == "in" else "->"
+        flags = " (internal)" if m["internal"] else ""
+        click.echo(f"  {arrow} {m['date']} {m['from']} to {m['to']}{flags}: {m['subject']}")
+        for line in (m["body_text"] or "").strip().splitlines()[:12]:
+            click.echo(f"       | {line}")
+        for a in m["attachments"]:
+            click.echo(f"       [attachment] {a['filename'] or '(unnamed)'} {a['content_type']} "
+                       f"{a['size']} bytes{' - ' + a['note'] if a['note'] else ''}")
+    click.echo("\nEvents (why):")
+    for e in data["events"]:
+        click.echo(f"  {e['at']} {e['kind']:<16} {e['detail']}")
+
+
+# -- quarantine --------------------------------------------------------------------
+
+@main.group()
+def quarantine() -> None:
+    """Messages that could not be processed, kept with the reason."""
+
+
+@quarantine.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include retried and dropped entries.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def quarantine_list(c: Ctx, show_all: bool, as_json: bool) -> None:
+    """List quarantined messages."""
+    with c.session() as s:
+        q = select(Quarantine).order_by(Quarantine.id)
+        if not show_all:
+            q = q.where(Quarantine.status == "held")
+        rows = [quarantine_dict(x) for x in s.scalars(q)]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("quarantine is empty")
+    for r in rows:
+        click.echo(f"{r['id']:<5} {r['created_at'][:19]} {r['status']:<8} {r['sender'][:30]:<30} "
+                   f"{r['subject'][:40]:<40} {r['reason']}")
+
+
+@quarantine.command("show")
+@click.argument("qid", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--raw", is_flag=True, help="Print the raw message only.")
+@pass_ctx
+def quarantine_show(c: Ctx, qid: int, as_json: bool, raw: bool) -> None:
+    """Show one quarantined message with its reason."""
+    with c.session() as s:
+        row = s.get(Quarantine, qid)
+        if row is None:
+            fail(f"no quarantine entry {qid}")
+        data = quarantine_dict(row, with_raw=True)
+        raw_bytes = row.raw
+    if raw:
+        sys.stdout.buffer.write(raw_bytes)
+        return
+    if as_json:
+        emit_json(data)
+        return
+    for key in ("id", "status", "source", "sender", "subject", "size", "created_at", "reason"):
+        click.echo(f"{key:>10}: {data[key]}")
+    if data["detail"]:
+        click.echo("\n" + data["detail"])
+
+
+@quarantine.command("retry")
+@click.argument("qid", type=int)
+@pass_ctx
+def quarantine_retry(c: Ctx, qid: int) -> None:
+    """Run the pipeline again on a quarantined message."""
+    from desk.inbox.ingest import Ingestor
+    from desk.pipeline import Unprocessable
+
+    ingestor = Ingestor(session_factory(c.engine), c.settings, utcnow)
+    try:
+        result = ingestor.retry_quarantined(qid)
+    except LookupError as exc:
+        fail(str(exc))
+    except Unprocessable as exc:
+        fail(f"still cannot process {qid}: {exc}")
+    except Exception as exc:
+        fail(f"still cannot process {qid}: {type(exc).__name__}: {exc}")
+    where = f"ticket #{result.ticket_id}" if result.ticket_id else result.outcome
+    click.echo(f"quarantine {qid} processed: {where} (run `desk run --once` to send replies)")
+
+
+@quarantine.command("drop")
+@click.argument("qid", type=int)
+@pass_ctx
+def quarantine_drop(c: Ctx, qid: int) -> None:
+    """Mark a quarantined message as dropped (kept for audit, no longer listed)."""
+    with c.session() as s:
+        row = s.get(Quarantine, qid)
+        if row is None:
+            fail(f"no quarantine entry {qid}")
+        row.status = "dropped"
+        row.resolved_at = utcnow()
+    click.echo(f"quarantine {qid} dropped")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

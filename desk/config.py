@@ -1,0 +1,250 @@
+"""TOML configuration -> validated, typed settings.
+
+Operators script against these key names, so they are part of the interface.
+Unknown keys are refused (a misspelt setting silently ignored is worse than a
+refusal), and every error names the key that is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG_PATH = Path("config/desk.toml")
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the admin who has to fix it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _secret(value: str | None, env_name: str | None, where: str) -> str | None:
+    if env_name:
+        if env_name not in os.environ:
+            raise ValueError(f"{where}.password_env names ${env_name}, which is not set")
+        return os.environ[env_name]
+    return value
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+class DeskSection(_Section):
+    address: str
+    name: str = "Support"
+    timezone: str = "UTC"
+    database_url: str = "sqlite:///var/desk.db"
+    secret: str = Field(min_length=16)
+    # Where tickets with no known client go: an account manager's address.
+    triage: str | None = None
+
+    @field_validator("address", "triage")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().lower()
+        local, _, domain = value.rpartition("@")
+        if not local or "." not in domain:
+            raise ValueError(f"{value!r} is not an email address")
+        return value
+
+    _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+    @property
+    def local_part(self) -> str:
+        return self.address.rpartition("@")[0]
+
+
+class MailboxSection(_Section):
+    source: Literal["imap", "maildir"] = "maildir"
+    # imap
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    tls: bool = True
+    username: str | None = None
+    password: str | None = None
+    password_env: str | None = None
+    folder: str = "INBOX"
+    processed_folder: str | None = None
+    poll_seconds: float = Field(default=60.0, gt=0)
+    idle: bool = True
+    # maildir
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _by_source(self) -> MailboxSection:
+        if self.source == "imap":
+            missing = [k for k in ("host", "username") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"source = 'imap' needs {', '.join(missing)}")
+            if not (self.password or self.password_env):
+                raise ValueError("source = 'imap' needs password or password_env")
+        elif not self.path:
+            raise ValueError("source = 'maildir' needs path")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.tls else 143)
+
+    def resolved_password(self) -> str | None:
+        return _secret(self.password, self.password_env, "mailbox")
+
+
+class SmtpSection(_Section):
+    transport: Literal["smtp", "maildir"] = "maildir"
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+    password_env: str | None = None
+    path: str | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    # Give up on a message after this long of temporary failures (then it is marked failed).
+    retry_for_hours: float = Field(default=48.0, gt=0)
+
+    @model_validator(mode="after")
+    def _by_transport(self) -> SmtpSection:
+        if self.transport == "smtp" and not self.host:
+            raise ValueError("transport = 'smtp' needs host")
+        if self.transport == "maildir" and not self.path:
+            raise ValueError("transport = 'maildir' needs path")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        if self.port:
+            return self.port
+        return {"none": 25, "starttls": 587, "tls": 465}[self.security]
+
+    def resolved_password(self) -> str | None:
+        return _secret(self.password, self.password_env, "smtp")
+
+
+class LmtpIntake(_Section):
+    listen: str = "127.0.0.1:2424"
+
+    @field_validator("listen")
+    @classmethod
+    def _hostport(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} is not HOST:PORT")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class IntakeSection(_Section):
+    lmtp: LmtpIntake | None = None
+    # Bigger messages are quarantined unparsed; attachments over the cap keep metadata only.
+    max_message_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+
+
+class AckSection(_Section):
+    """Acknowledgement rate caps (loop safety)."""
+
+    max_per_sender: int = Field(default=10, ge=0)
+    window_hours: float = Field(default=3.0, gt=0)
+
+
+class Settings(_Section):
+    desk: DeskSection
+    mailbox: MailboxSection
+    smtp: SmtpSection
+    intake: IntakeSection = IntakeSection()
+    acknowledgements: AckSection = AckSection()
+    # Directory the config was loaded from: template overrides live in its templates/.
+    base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
+
+    @property
+    def database_url(self) -> str:
+        return self.desk.database_url
+
+    @property
+    def template_override_dir(self) -> Path:
+        return self.base_dir / "templates"
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see README's configuration reference)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_settings(data: dict[str, Any], base_dir: Path, source: str = "config") -> Settings:
+    try:
+        settings = Settings.model_validate({**data, "base_dir": base_dir})
+        # Resolve secrets now so a missing environment variable fails at start, not mid-run.
+        settings.mailbox.resolved_password()
+        settings.smtp.resolved_password()
+    except ValidationError as exc:
+        raise ConfigError(f"{source} is invalid:\n{_format_errors(exc)}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{source} is invalid:\n  {exc}") from None
+    return settings
+
+
+def config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("DESK_CONFIG"):
+        return Path(os.environ["DESK_CONFIG"])
+    return DEFAULT_CONFIG_PATH
+
+
+def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
+    path = config_path(explicit)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no configuration at {path} (pass --config PATH or set DESK_CONFIG)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return parse_settings(data, path.resolve().parent, str(path))

@@ -1,0 +1,227 @@
+"""The asyncio supervisor behind ``desk run``.
+
+Ingest runs in its own thread (imapclient and the pipeline are blocking); the sender
+delivers the outbox on the event loop over one reused SMTP connection. On SIGTERM or
+SIGINT the daemon stops taking work, finishes what is in flight, and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from desk.config import Settings
+from desk.db import current_revision, head_revision, make_engine, session_factory, transaction
+from desk.inbox.imap_source import ImapSource, LeaseHeld
+from desk.inbox.ingest import Ingestor, IngestResult, TransientError
+from desk.inbox.maildir_source import MaildirSource
+from desk.models import Worker, utcnow
+from desk.outbound.sender import Sender, SendReport
+from desk.outbound.transport import make_transport
+
+log = logging.getLogger("desk.daemon")
+
+SENDER_IDLE_SECONDS = 5.0
+HEARTBEAT_SECONDS = 30.0
+
+
+class SchemaOutOfDate(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class RunSummary:
+    ingested: int = 0
+    new_tickets: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    sent: int = 0
+    send_failures: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add_ingest(self, results: list[IngestResult]) -> None:
+        for r in results:
+            if r.outcome == "ticketed":
+                self.ingested += 1
+                self.new_tickets += r.new_ticket
+            elif r.outcome == "duplicate":
+                self.duplicates += 1
+            elif r.outcome == "quarantined":
+                self.quarantined += 1
+
+    def add_send(self, report: SendReport) -> None:
+        self.sent += report.sent
+        self.send_failures += report.failed
+
+    def line(self) -> str:
+        return (f"ingested {self.ingested} ({self.new_tickets} new tickets, {self.duplicates} "
+                f"duplicates, {self.quarantined} quarantined); sent {self.sent}, "
+                f"{self.send_failures} failed")
+
+
+def check_schema(engine: Engine) -> None:
+    have, want = current_revision(engine), head_revision()
+    if have != want:
+        raise SchemaOutOfDate(
+            f"database schema is at {have or 'nothing'}, this desk needs {want}: run `desk init`"
+        )
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        engine: Engine | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.engine = engine or make_engine(settings.database_url)
+        check_schema(self.engine)
+        self.factory: sessionmaker[Session] = session_factory(self.engine)
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.ingestor = Ingestor(self.factory, settings, clock)
+        self.stop = threading.Event()
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.source = self._make_source()
+        self.sender = Sender(
+            self.factory, make_transport(settings.smtp), worker_id=self.worker_id, clock=clock,
+            retry_for=timedelta(hours=settings.smtp.retry_for_hours),
+        )
+
+    def _make_source(self) -> ImapSource | MaildirSource:
+        mb = self.settings.mailbox
+        if mb.source == "imap":
+            return ImapSource(mb, self.ingestor, self.factory, worker_id=self.worker_id,
+                              clock=self.clock, on_ingested=self._notify_sender)
+        assert mb.path is not None
+        return MaildirSource(Path(mb.path), self.ingestor)
+
+    def _notify_sender(self) -> None:
+        """Called from the ingest thread: wake the sender without waiting for its timer."""
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    # -- heartbeat ------------------------------------------------------------------
+    def _beat(self, stopped: bool = False) -> None:
+        now = self.clock()
+        try:
+            with transaction(self.factory) as session:
+                row = session.get(Worker, self.worker_id)
+                if row is None:
+                    row = Worker(id=self.worker_id, pid=os.getpid(), host=socket.gethostname(),
+                                 started_at=now)
+                    session.add(row)
+                row.beat_at = now
+                row.stopped_at = now if stopped else None
+        except Exception as exc:
+            log.debug("heartbeat failed: %s", exc)
+
+    # -- once -----------------------------------------------------------------------
+    async def run_once(self) -> RunSummary:
+        """Process everything pending, deliver the outbox, exit (tests and cron)."""
+        summary = RunSummary()
+        self._beat()
+        try:
+            results = await asyncio.to_thread(self.source.sync_once, self.stop)
+            summary.add_ingest(results)
+        except TransientError as exc:
+            summary.errors.append(f"database unavailable: {exc}")
+        except LeaseHeld:
+            summary.errors.append("another desk process holds the mailbox lease")
+        finally:
+            if isinstance(self.source, ImapSource):
+                await asyncio.to_thread(self._close_source)
+        summary.add_send(await self.sender.deliver_due())
+        await self.sender.transport.close()
+        self._beat(stopped=True)
+        return summary
+
+    def _close_source(self) -> None:
+        assert isinstance(self.source, ImapSource)
+        self.source.close()
+        self.source.release_lease()
+
+    # -- forever --------------------------------------------------------------------
+    def _ingest_thread(self) -> None:
+        if isinstance(self.source, ImapSource):
+            self.source.run(self.stop)
+            return
+        backoff = 1.0
+        while not self.stop.is_set():
+            try:
+                if self.source.sync_once(self.stop):
+                    self._notify_sender()
+                backoff = 1.0
+                self.stop.wait(min(self.settings.mailbox.poll_seconds, 2.0))
+            except TransientError as exc:
+                log.warning("database unavailable (%s); retrying in %.0f s", exc, backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, 60.0)
+            except Exception:
+                log.exception("maildir intake failed; retrying")
+                self.stop.wait(backoff)
+
+    async def _sender_loop(self) -> None:
+        assert self._wake is not None
+        while not self.stop.is_set():
+            self._wake.clear()
+            try:
+                report = await self.sender.deliver_due(self.stop)
+                if report.sent or report.failed:
+                    log.info("outbox: sent %d, failed %d, will retry %d", report.sent,
+                             report.failed, report.retried)
+            except Exception:
+                log.exception("outbox delivery round failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), SENDER_IDLE_SECONDS)
+
+    async def _heartbeat_loop(self) -> None:
+        while not self.stop.is_set():
+            await asyncio.to_thread(self._beat)
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def run_forever(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self.request_stop)
+        log.info("desk %s started: %s intake, %s delivery", self.worker_id,
+                 self.settings.mailbox.source, self.settings.smtp.transport)
+        ingest = asyncio.create_task(asyncio.to_thread(self._ingest_thread), name="ingest")
+        sender = asyncio.create_task(self._sender_loop(), name="sender")
+        heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        stopper = asyncio.create_task(asyncio.to_thread(self.stop.wait), name="stop")
+        await asyncio.wait([stopper, ingest, sender], return_when=asyncio.FIRST_COMPLETED)
+        self.stop.set()
+        log.info("stopping: finishing work in flight")
+        # The ingest thread finishes the message it holds (a committed message is always
+        # acknowledged at the source); the sender finishes the mail it is sending.
+        heartbeat.cancel()
+        _, late = await asyncio.wait([ingest, sender], timeout=30)
+        for t in late:
+            t.cancel()  # only after the grace period: queued mail is resent identically
+        await asyncio.gather(sender, heartbeat, stopper, return_exceptions=True)
+        await self.sender.transport.close()
+        self._beat(stopped=True)
+        log.info("desk %s stopped", self.worker_id)
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        if self._wake is not None:
+            self._wake.set()

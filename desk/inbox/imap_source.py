@@ -1,0 +1,256 @@
+"""IMAP intake (imapclient, blocking: runs in its own thread).
+
+Messages are fetched by UID with BODY.PEEK[] (so fetching never marks them read),
+ingested, and flagged ``\\Seen`` (or moved to ``processed_folder``) only after the
+transaction that recorded them committed. Receipts keyed by
+(mailbox, UIDVALIDITY, UID) make any re-fetch harmless; a UIDVALIDITY change
+re-scans the folder and de-duplicates by Message-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+from sqlalchemy import or_, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from desk.config import MailboxSection
+from desk.db import transaction
+from desk.inbox.ingest import Ingestor, IngestResult, TransientError
+from desk.models import MailboxState
+
+log = logging.getLogger("desk.inbox")
+
+FETCH_BATCH = 200
+IDLE_REISSUE_SECONDS = 25 * 60  # servers may drop IDLE after 30 min (RFC 2177)
+LEASE_SECONDS = 60
+
+ConnectionErrors = (IMAPClientError, OSError, socket.error, ssl.SSLError, EOFError)
+
+
+class LeaseHeld(Exception):
+    """Another worker ingests this mailbox right now."""
+
+
+class ImapSource:
+    name = "imap"
+
+    def __init__(
+        self,
+        settings: MailboxSection,
+        ingestor: Ingestor,
+        factory: sessionmaker[Session],
+        *,
+        worker_id: str,
+        clock: Callable[[], datetime],
+        on_ingested: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.s = settings
+        self.ingestor = ingestor
+        self.factory = factory
+        self.worker_id = worker_id
+        self.clock = clock
+        self.on_ingested = on_ingested
+        self.key = (f"imap:{settings.username}@{settings.host}:{settings.effective_port}"
+                    f"/{settings.folder}")
+        self._client: IMAPClient | None = None
+
+    # -- network seam ---------------------------------------------------------------
+    def connect(self) -> IMAPClient:
+        s = self.s
+        context = ssl.create_default_context() if s.tls else None
+        client = IMAPClient(s.host, port=s.effective_port, ssl=s.tls, ssl_context=context,
+                            timeout=30)
+        client.login(s.username, s.resolved_password())
+        return client
+
+    def _conn(self) -> IMAPClient:
+        if self._client is None:
+            self._client = self.connect()
+        return self._client
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.logout()
+            except ConnectionErrors:
+                pass
+            except Exception:
+                pass
+
+    # -- lease ----------------------------------------------------------------------
+    def acquire_lease(self) -> bool:
+        now = self.clock()
+        with transaction(self.factory) as session:
+            if session.get(MailboxState, self.key) is None:
+                session.add(MailboxState(key=self.key, last_uid=0))
+                session.flush()
+            result = session.execute(
+                update(MailboxState)
+                .where(
+                    MailboxState.key == self.key,
+                    or_(
+                        MailboxState.lease_holder.is_(None),
+                        MailboxState.lease_holder == self.worker_id,
+                        MailboxState.lease_expires_at < now,
+                    ),
+                )
+                .values(lease_holder=self.worker_id,
+                        lease_expires_at=now + timedelta(seconds=LEASE_SECONDS))
+            )
+            return bool(result.rowcount)
+
+    def release_lease(self) -> None:
+        with transaction(self.factory) as session:
+            session.execute(
+                update(MailboxState)
+                .where(MailboxState.key == self.key, MailboxState.lease_holder == self.worker_id)
+                .values(lease_holder=None, lease_expires_at=None)
+            )
+
+    def _state(self) -> tuple[int | None, int]:
+        with self.factory() as session:
+            st = session.get(MailboxState, self.key)
+            return (st.uidvalidity, st.last_uid) if st else (None, 0)
+
+    def _save_state(self, uidvalidity: int, last_uid: int) -> None:
+        with transaction(self.factory) as session:
+            st = session.get(MailboxState, self.key)
+            assert st is not None
+            st.uidvalidity = uidvalidity
+            st.last_uid = max(last_uid, 0)
+            st.last_ingest_at = self.clock()
+
+    # -- sync -----------------------------------------------------------------------
+    def _pending_uids(self, client: IMAPClient) -> tuple[int, list[int]]:
+        info = client.select_folder(self.s.folder)
+        uidvalidity = int(info[b"UIDVALIDITY"])
+        known_validity, last_uid = self._state()
+        if known_validity is None:
+            # First contact: old mail that people already read is history, not requests.
+            uids = client.search(["UNSEEN"])
+        elif known_validity != uidvalidity:
+            log.warning("%s: UIDVALIDITY changed %s -> %s, re-scanning (duplicates are "
+                        "skipped by Message-ID)", self.key, known_validity, uidvalidity)
+            uids = client.search(["NOT", "DELETED"])
+        else:
+            uids = [u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid]
+        return uidvalidity, sorted(uids)
+
+    def sync_once(self, stop: threading.Event | None = None) -> list[IngestResult]:
+        """Ingest everything pending now. Raises on connection or database trouble."""
+        if not self.acquire_lease():
+            raise LeaseHeld(self.key)
+        client = self._conn()
+        uidvalidity, uids = self._pending_uids(client)
+        results: list[IngestResult] = []
+        for start in range(0, len(uids), FETCH_BATCH):
+            if stop is not None and stop.is_set():
+                break
+            batch = uids[start:start + FETCH_BATCH]
+            fetched = client.fetch(batch, ["BODY.PEEK[]"])
+            done: list[int] = []
+            try:
+                for uid in batch:
+                    data = fetched.get(uid)
+                    if data is None:
+                        continue  # expunged meanwhile
+                    raw = data.get(b"BODY[]") or b""
+                    key = f"{self.key}:{uidvalidity}:{uid}"
+                    results.append(self.ingestor.ingest(key, raw, source=self.name))
+                    done.append(uid)
+            finally:
+                # Whatever committed is acknowledged at the source, even if a later
+                # message in the batch hit a database outage.
+                if done:
+                    self._acknowledge(client, done)
+                    self._save_state(uidvalidity, max(done))
+                    self.on_ingested()
+            self.acquire_lease()  # renew during long backlogs
+        if not uids:
+            self._save_state(uidvalidity, self._state()[1])
+        return results
+
+    def _acknowledge(self, client: IMAPClient, uids: list[int]) -> None:
+        target = self.s.processed_folder
+        if not target:
+            client.add_flags(uids, [b"\\Seen"], silent=True)
+            return
+        client.add_flags(uids, [b"\\Seen"], silent=True)
+        if client.has_capability("MOVE"):
+            client.move(uids, target)
+        else:
+            client.copy(uids, target)
+            client.delete_messages(uids, silent=True)
+            client.uid_expunge(uids) if client.has_capability("UIDPLUS") else client.expunge()
+
+    # -- long-running loop ----------------------------------------------------------
+    def wait_for_mail(self, stop: threading.Event) -> None:
+        """Block until the server reports new mail, ``poll_seconds`` pass, or stop is set."""
+        client = self._conn()
+        if not (self.s.idle and client.has_capability("IDLE")):
+            stop.wait(self.s.poll_seconds)
+            return
+        client.idle()
+        started = time.monotonic()
+        try:
+            while not stop.is_set() and time.monotonic() - started < IDLE_REISSUE_SECONDS:
+                responses = client.idle_check(timeout=1)
+                if any(_is_new_mail(r) for r in responses):
+                    return
+                if time.monotonic() - started >= self.s.poll_seconds and not self.s.idle:
+                    return
+        finally:
+            client.idle_done()
+
+    def run(self, stop: threading.Event) -> None:
+        """Sync, wait, repeat until ``stop``; reconnects with backoff, never raises."""
+        backoff = 1.0
+        incident: str | None = None
+        while not stop.is_set():
+            try:
+                self.sync_once(stop)
+                if incident:
+                    log.info("%s: recovered after %s", self.key, incident)
+                    incident = None
+                backoff = 1.0
+                self.wait_for_mail(stop)
+            except LeaseHeld:
+                self.close()
+                stop.wait(LEASE_SECONDS / 2)
+            except TransientError as exc:
+                incident = _once(incident, f"database unavailable ({exc})", self.key)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 60.0)
+            except ConnectionErrors as exc:
+                incident = _once(incident, f"IMAP connection lost ({exc})", self.key)
+                self.close()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 60.0)
+        self.close()
+        try:
+            self.release_lease()
+        except Exception:
+            log.debug("could not release lease", exc_info=True)
+
+
+def _is_new_mail(response: Iterable[object] | object) -> bool:
+    return isinstance(response, tuple) and len(response) >= 2 and response[1] in (
+        b"EXISTS", b"RECENT")
+
+
+def _once(current: str | None, incident: str, key: str) -> str:
+    """Log one line per incident, not one per retry."""
+    if current is None:
+        log.warning("%s: %s; retrying with backoff", key, incident)
+        return incident
+    return current

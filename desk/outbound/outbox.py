@@ -1,0 +1,76 @@
+"""The transactional outbox: mail is queued in the same transaction as the ticket change
+that caused it, keyed by the event it answers, so one event never yields two mails."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from email.message import EmailMessage
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from desk.inbox.message import Address
+from desk.models import Message, Outbox, OutboxStatus, Ticket
+
+
+def enqueue(
+    session: Session,
+    *,
+    ticket: Ticket | None,
+    kind: str,
+    event_key: str,
+    mail: EmailMessage,
+    raw: bytes,
+    mail_from: str,
+    recipients: Sequence[str],
+    now: datetime,
+    body_text: str,
+    internal: bool = False,
+    status: OutboxStatus = OutboxStatus.pending,
+) -> Outbox | None:
+    """Queue ``raw`` for delivery. Returns None when this event already has its mail."""
+    if session.scalar(select(Outbox.id).where(Outbox.event_key == event_key)) is not None:
+        return None
+    message_id = str(mail["Message-ID"]).strip().strip("<>")
+    row = Outbox(
+        ticket_id=ticket.id if ticket else None,
+        kind=kind,
+        event_key=event_key,
+        message_id=message_id,
+        mail_from=mail_from,
+        recipient=recipients[0].lower() if recipients else "",
+        rcpt_to=[r.lower() for r in recipients],
+        subject=str(mail["Subject"] or ""),
+        raw=raw,
+        status=status,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    if ticket is not None:
+        # Stored as a ticket message too: replies to it thread by In-Reply-To.
+        session.add(
+            Message(
+                ticket_id=ticket.id,
+                direction="out",
+                message_id=message_id,
+                in_reply_to=str(mail["In-Reply-To"] or "").strip("<>") or None,
+                references=str(mail["References"] or "") or None,
+                from_addr=mail_from,
+                to_addrs=", ".join(recipients),
+                subject=row.subject,
+                date=now,
+                body_text=body_text,
+                internal=internal,
+                auto_generated=kind not in ("relay",),
+                source="outbox",
+                created_at=now,
+            )
+        )
+        ticket.message_count = (ticket.message_count or 0) + 1
+    return row
+
+
+def format_recipients(addrs: Sequence[Address]) -> list[str]:
+    return [a.email for a in addrs]

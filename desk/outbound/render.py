@@ -1,0 +1,56 @@
+"""Jinja2 rendering of every mail the desk writes.
+
+Sandboxed, so a template edited by an agency cannot reach Python internals, and text
+taken from a message is only ever data in the context, never template source.
+Agencies override any template with a file of the same name in ``config/templates/``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+@lru_cache(maxsize=8)
+def environment(override_dir: str | None) -> ImmutableSandboxedEnvironment:
+    loaders: list[Any] = []
+    if override_dir and Path(override_dir).is_dir():
+        loaders.append(FileSystemLoader(override_dir))
+    loaders.append(PackageLoader("desk", "templates"))
+    env = ImmutableSandboxedEnvironment(
+        loader=ChoiceLoader(loaders),
+        # HTML templates escape everything from the context; plain-text ones must not.
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env
+
+
+def template_exists(name: str, override_dir: Path | None) -> bool:
+    env = environment(str(override_dir) if override_dir else None)
+    try:
+        env.get_template(name)
+    except Exception:
+        return False
+    return True
+
+
+def render(name: str, context: dict[str, Any], override_dir: Path | None = None) -> str:
+    env = environment(str(override_dir) if override_dir else None)
+    return env.get_template(name).render(**context)
+
+
+def render_first(
+    names: list[str], context: dict[str, Any], override_dir: Path | None = None
+) -> tuple[str, str]:
+    """Render the first template that exists (e.g. the tier's own, then the generic one)."""
+    env = environment(str(override_dir) if override_dir else None)
+    template = env.select_template(names)
+    return template.name or names[-1], template.render(**context)

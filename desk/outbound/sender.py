@@ -1,0 +1,166 @@
+"""Delivers outbox rows: claim, send, mark sent, one commit per message.
+
+The only way a client can get a mail twice is a crash between the server's 250 and our
+commit; then the retry sends the identical bytes with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from desk.db import is_postgres, transaction
+from desk.models import Event, Outbox, OutboxStatus
+from desk.outbound.transport import PermanentFailure, TemporaryFailure, Transport
+
+log = logging.getLogger("desk.outbound")
+
+CLAIM_SECONDS = 300
+
+
+def backoff_seconds(attempts: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: 30 s, 1 min, 2 min ... capped at 1 h."""
+    base = min(3600.0, 30.0 * (2 ** max(0, attempts - 1)))
+    return base / 2 + (rng or random).uniform(0, base / 2)
+
+
+@dataclass(slots=True)
+class SendReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+class Sender:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        transport: Transport,
+        *,
+        worker_id: str,
+        clock: Callable[[], datetime],
+        retry_for: timedelta = timedelta(hours=48),
+        batch: int = 200,
+    ) -> None:
+        self.factory = factory
+        self.transport = transport
+        self.worker_id = worker_id
+        self.clock = clock
+        self.retry_for = retry_for
+        self.batch = batch
+
+    def _claim(self) -> list[Outbox]:
+        now = self.clock()
+        with transaction(self.factory) as session:
+            q = (
+                select(Outbox)
+                .where(
+                    Outbox.status == OutboxStatus.pending,
+                    Outbox.next_attempt_at <= now,
+                    or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now),
+                )
+                .order_by(Outbox.id)
+                .limit(self.batch)
+            )
+            if is_postgres(session.get_bind()):  # type: ignore[arg-type]
+                q = q.with_for_update(skip_locked=True)
+            rows = list(session.scalars(q))
+            for row in rows:
+                row.claimed_by = self.worker_id
+                row.claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
+            return rows
+
+    def _mark_sent(self, row_id: int) -> None:
+        with transaction(self.factory) as session:
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id == row_id)
+                .values(status=OutboxStatus.sent, sent_at=self.clock(), claimed_until=None,
+                        last_error=None)
+            )
+
+    def _mark_failed(self, row: Outbox, error: str, permanent: bool) -> bool:
+        """Returns True when the row is now failed for good."""
+        now = self.clock()
+        with transaction(self.factory) as session:
+            live = session.get(Outbox, row.id)
+            assert live is not None
+            live.attempts += 1
+            live.last_error = error[:2000]
+            live.claimed_until = None
+            expired = now - live.created_at >= self.retry_for
+            if permanent or expired:
+                live.status = OutboxStatus.failed
+                if live.ticket_id is not None:
+                    why = "refused permanently" if permanent else "retries exhausted"
+                    session.add(Event(
+                        ticket_id=live.ticket_id, at=now, kind="delivery_failed",
+                        detail=f"{live.kind} mail to {', '.join(live.rcpt_to)} {why}: {error}",
+                        data={"outbox_id": live.id},
+                    ))
+                return True
+            live.next_attempt_at = now + timedelta(seconds=backoff_seconds(live.attempts))
+            return False
+
+    async def deliver_due(self, stop: threading.Event | None = None) -> SendReport:
+        """Send everything due now; returns counts. Loops until nothing is due, or until
+        ``stop`` is set (checked between messages, never in the middle of one)."""
+        report = SendReport()
+        while stop is None or not stop.is_set():
+            rows = self._claim()
+            if not rows:
+                break
+            pending = list(rows)
+            try:
+                keep_going = await self._send_rows(pending, report, stop)
+            finally:
+                if pending:  # not attempted (stop, server trouble, or an error): unclaim
+                    self._release(pending)
+            if not keep_going:
+                break
+        return report
+
+    async def _send_rows(
+        self, pending: list[Outbox], report: SendReport, stop: threading.Event | None
+    ) -> bool:
+        """Send rows from the front of ``pending``, removing each once it is settled.
+        Returns False when this round should end early."""
+        while pending:
+            if stop is not None and stop.is_set():
+                return False
+            row = pending[0]
+            try:
+                await self.transport.send(row.mail_from, list(row.rcpt_to), row.raw)
+            except (TemporaryFailure, PermanentFailure) as exc:
+                permanent = isinstance(exc, PermanentFailure)
+                pending.pop(0)
+                if self._mark_failed(row, str(exc), permanent):
+                    report.failed += 1
+                    log.warning("outbox %s to %s failed for good: %s", row.id, row.recipient, exc)
+                else:
+                    report.retried += 1
+                    log.info("outbox %s to %s will be retried: %s", row.id, row.recipient, exc)
+                if not permanent:
+                    return False  # the server is unwell: leave the rest queued
+                continue
+            pending.pop(0)
+            self._mark_sent(row.id)
+            report.sent += 1
+        return True
+
+    def _release(self, rows: list[Outbox]) -> None:
+        ids = [r.id for r in rows]
+        with transaction(self.factory) as session:
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id.in_(ids), Outbox.status == OutboxStatus.pending,
+                       Outbox.claimed_by == self.worker_id)
+                .values(claimed_until=None)
+            )

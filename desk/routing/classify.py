@@ -1,0 +1,117 @@
+"""Who is writing: sender -> contact -> client -> tier -> priority.
+
+Unknown senders are not a tier: they go to triage by an account manager.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from desk.inbox.message import ParsedMessage
+from desk.models import Client, ClientDomain, Contact, Staff, Tier
+
+# The tier's default priority (DOMAIN.md: SLA tiers high, hosting-only lowest).
+TIER_PRIORITY: dict[str, str] = {
+    Tier.support_sla: "P2",
+    Tier.hosting_sla: "P2",
+    Tier.retainer: "P3",
+    Tier.project: "P3",
+    Tier.post_project: "P4",
+    Tier.hosting: "P4",
+}
+UNKNOWN_PRIORITY = "P3"
+
+# Messages reporting an outage or serious loss of function are P1 whatever the tier.
+DEFAULT_URGENT_PHRASES: tuple[str, ...] = (
+    "site down", "site is down", "website down", "website is down", "server down",
+    "server is down", "shop is down", "outage", "500 error", "502 bad gateway",
+    "503 service unavailable", "internal server error", "can't log in", "cannot log in",
+    "can't login", "cannot login", "unable to log in", "not loading", "white screen",
+    "hacked", "data loss", "checkout broken", "payments failing",
+    # de, fr, es, nl
+    "seite down", "nicht erreichbar", "ausfall", "site en panne", "hors service",
+    "caído", "no funciona", "ligt eruit",
+)
+
+
+@dataclass(slots=True)
+class Classification:
+    client: Client | None
+    contact: Contact | None
+    staff: Staff | None
+    tier: str | None
+    priority: str
+    reason: str
+    urgent_phrase: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def known(self) -> bool:
+        return self.client is not None
+
+
+def _domain_candidates(domain: str) -> list[str]:
+    """``mail.eu.client.com`` -> itself, ``eu.client.com``, ``client.com``."""
+    parts = domain.split(".")
+    return [".".join(parts[i:]) for i in range(len(parts) - 1)]
+
+
+def find_client(session: Session, email: str) -> tuple[Client | None, Contact | None, str]:
+    email = email.lower()
+    contact = session.scalar(select(Contact).where(Contact.email == email))
+    if contact is not None:
+        return contact.client, contact, f"{email} is a contact of {contact.client.name}"
+    domain = email.rpartition("@")[2]
+    candidates = _domain_candidates(domain)
+    if candidates:
+        rows = session.execute(
+            select(ClientDomain).where(ClientDomain.domain.in_(candidates))
+        ).scalars().all()
+        by_domain = {r.domain: r for r in rows}
+        for cand in candidates:  # most specific first
+            if cand in by_domain:
+                client = by_domain[cand].client
+                return client, None, f"domain {cand} belongs to {client.name}"
+    return None, None, f"{email} matches no contact or client domain"
+
+
+def urgent_phrase(text: str, phrases: Sequence[str]) -> str | None:
+    lowered = text.lower()
+    for phrase in phrases:
+        if re.search(rf"(?<!\w){re.escape(phrase.lower())}(?!\w)", lowered):
+            return phrase
+    return None
+
+
+def classify(
+    session: Session,
+    msg: ParsedMessage,
+    *,
+    urgent_phrases: Sequence[str] = DEFAULT_URGENT_PHRASES,
+) -> Classification:
+    sender = msg.sender.email if msg.sender else ""
+    staff = session.scalar(select(Staff).where(Staff.email == sender)) if sender else None
+    client, contact, reason = find_client(session, sender) if sender else (None, None, "no sender")
+    tier = client.tier if client else None
+    priority = TIER_PRIORITY.get(tier, UNKNOWN_PRIORITY) if tier else UNKNOWN_PRIORITY
+    prio_reason = f"{'tier ' + tier if tier else 'unknown sender'} default {priority}"
+    # Only the top of the body: quoted history of an old outage must not re-trigger P1.
+    head = "\n".join(msg.text_body.splitlines()[:40])
+    phrase = urgent_phrase(f"{msg.subject}\n{head}", urgent_phrases)
+    if phrase:
+        priority = "P1"
+        prio_reason = f"P1: the message reports an outage ({phrase!r})"
+    return Classification(
+        client=client,
+        contact=contact,
+        staff=staff,
+        tier=tier,
+        priority=priority,
+        reason=f"{reason}; {prio_reason}",
+        urgent_phrase=phrase,
+    )

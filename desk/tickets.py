@@ -1,0 +1,88 @@
+"""Ticket store operations shared by the pipeline stages and the CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from desk.inbox.message import ParsedMessage
+from desk.models import Attachment, Event, Message, Participant, Ticket
+
+
+def add_event(
+    session: Session,
+    ticket: Ticket,
+    kind: str,
+    detail: str,
+    *,
+    at: datetime,
+    actor: str = "desk",
+    data: dict[str, Any] | None = None,
+) -> Event:
+    event = Event(ticket=ticket, at=at, kind=kind, detail=detail, actor=actor, data=data)
+    session.add(event)
+    return event
+
+
+def add_participant(session: Session, ticket: Ticket, email: str, kind: str) -> bool:
+    email = email.lower()
+    if not email or email == ticket.requester_email:
+        return False
+    exists = session.scalar(
+        select(Participant.id).where(Participant.ticket_id == ticket.id, Participant.email == email)
+    )
+    if exists is None and not any(p.email == email for p in ticket.participants):
+        ticket.participants.append(Participant(email=email, kind=kind))
+        return True
+    return False
+
+
+def record_inbound(
+    session: Session,
+    ticket: Ticket,
+    msg: ParsedMessage,
+    *,
+    now: datetime,
+    source: str,
+    raw_id: int | None,
+    auto_generated: bool,
+    internal: bool = False,
+) -> Message:
+    row = Message(
+        ticket=ticket,
+        direction="in",
+        dedupe_key=msg.message_id,
+        message_id=msg.message_id,
+        in_reply_to=" ".join(msg.in_reply_to) or None,
+        references=" ".join(msg.references) or None,
+        from_addr=msg.sender.email if msg.sender else "",
+        from_name=msg.sender.name if msg.sender else "",
+        to_addrs=", ".join(a.email for a in msg.to),
+        cc_addrs=", ".join(a.email for a in msg.cc),
+        subject=msg.subject,
+        date=msg.date,
+        body_text=msg.text_body,
+        body_html=msg.html_body,
+        internal=internal,
+        auto_generated=auto_generated,
+        source=source,
+        raw_id=raw_id,
+        created_at=now,
+    )
+    for att in msg.attachments:
+        row.attachments.append(
+            Attachment(filename=att.filename, content_type=att.content_type, size=att.size,
+                       content=att.content, note=att.note)
+        )
+    session.add(row)
+    ticket.message_count = (ticket.message_count or 0) + 1
+    ticket.updated_at = now
+    return row
+
+
+def get_ticket(session: Session, ref: str) -> Ticket | None:
+    ref = ref.strip().lstrip("#")
+    return session.get(Ticket, int(ref)) if ref.isdigit() else None
