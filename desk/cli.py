@@ -57,6 +57,10 @@ class Ctx:
             self._engine = make_engine(self.settings.database_url)
         return self._engine
 
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         with transaction(session_factory(self.engine)) as session:
@@ -97,6 +101,7 @@ pass_ctx = click.make_pass_decorator(Ctx)
 def main(ctx: click.Context, config: str | None) -> None:
     """desk: an email-driven support desk."""
     ctx.obj = Ctx(config)
+    ctx.call_on_close(ctx.obj.close)
 
 
 # -- setup and running -----------------------------------------------------------------
