@@ -54,7 +54,8 @@ class Ctx:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.settings.database_url)
+            self._engine = make_engine(self.settings.database_url,
+                                       busy_timeout=self.settings.desk.busy_timeout_seconds)
         return self._engine
 
     def close(self) -> None:
@@ -122,7 +123,8 @@ def init(c: Ctx) -> None:
 def check_config(c: Ctx) -> None:
     """Validate the configuration and exit."""
     s = c.settings
-    click.echo(f"configuration OK: {s.desk.address}, {s.mailbox.source} intake, "
+    intake = s.mailbox.source if s.mailbox else "lmtp"
+    click.echo(f"configuration OK: {s.desk.address}, {intake} intake, "
                f"{s.smtp.transport} delivery, database {s.database_url}")
 
 

@@ -54,6 +54,8 @@ class DeskSection(_Section):
     name: str = "Support"
     timezone: str = "UTC"
     database_url: str = "sqlite:///var/desk.db"
+    # SQLite only: how long a writer waits for a lock before the message is deferred.
+    busy_timeout_seconds: float = Field(default=30.0, gt=0)
     secret: str = Field(min_length=16)
     # Where tickets with no known client go: an account manager's address.
     triage: str | None = None
@@ -183,12 +185,19 @@ class AckSection(_Section):
 
 class Settings(_Section):
     desk: DeskSection
-    mailbox: MailboxSection
+    # Optional when [intake.lmtp] is set: a mail server can push instead of us pulling.
+    mailbox: MailboxSection | None = None
     smtp: SmtpSection
     intake: IntakeSection = IntakeSection()
     acknowledgements: AckSection = AckSection()
     # Directory the config was loaded from: template overrides live in its templates/.
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
+
+    @model_validator(mode="after")
+    def _some_intake(self) -> Settings:
+        if self.mailbox is None and self.intake.lmtp is None:
+            raise ValueError("mailbox: required unless [intake.lmtp] is configured")
+        return self
 
     @property
     def database_url(self) -> str:
@@ -216,7 +225,8 @@ def parse_settings(data: dict[str, Any], base_dir: Path, source: str = "config")
     try:
         settings = Settings.model_validate({**data, "base_dir": base_dir})
         # Resolve secrets now so a missing environment variable fails at start, not mid-run.
-        settings.mailbox.resolved_password()
+        if settings.mailbox is not None:
+            settings.mailbox.resolved_password()
         settings.smtp.resolved_password()
     except ValidationError as exc:
         raise ConfigError(f"{source} is invalid:\n{_format_errors(exc)}") from None

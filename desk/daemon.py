@@ -27,6 +27,7 @@ from desk.config import Settings
 from desk.db import current_revision, head_revision, make_engine, session_factory, transaction
 from desk.inbox.imap_source import ImapSource, LeaseHeld
 from desk.inbox.ingest import Ingestor, IngestResult, TransientError
+from desk.inbox.lmtp_source import start_lmtp
 from desk.inbox.maildir_source import MaildirSource
 from desk.models import Worker, utcnow
 from desk.outbound.sender import Sender, SendReport
@@ -35,6 +36,7 @@ from desk.outbound.transport import make_transport
 log = logging.getLogger("desk.daemon")
 
 SENDER_IDLE_SECONDS = 5.0
+MAILDIR_POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 30.0
 
 
@@ -90,12 +92,14 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        self.engine = engine or make_engine(settings.database_url)
+        self.engine = engine or make_engine(settings.database_url,
+                                            busy_timeout=settings.desk.busy_timeout_seconds)
         check_schema(self.engine)
         self.factory: sessionmaker[Session] = session_factory(self.engine)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.ingestor = Ingestor(self.factory, settings, clock)
         self.stop = threading.Event()
+        self.maildir_poll_seconds = MAILDIR_POLL_SECONDS
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.source = self._make_source()
@@ -104,8 +108,10 @@ class Daemon:
             retry_for=timedelta(hours=settings.smtp.retry_for_hours),
         )
 
-    def _make_source(self) -> ImapSource | MaildirSource:
+    def _make_source(self) -> ImapSource | MaildirSource | None:
         mb = self.settings.mailbox
+        if mb is None:
+            return None
         if mb.source == "imap":
             return ImapSource(mb, self.ingestor, self.factory, worker_id=self.worker_id,
                               clock=self.clock, on_ingested=self._notify_sender)
@@ -138,8 +144,8 @@ class Daemon:
         summary = RunSummary()
         self._beat()
         try:
-            results = await asyncio.to_thread(self.source.sync_once, self.stop)
-            summary.add_ingest(results)
+            if self.source is not None:
+                summary.add_ingest(await asyncio.to_thread(self.source.sync_once, self.stop))
         except TransientError as exc:
             summary.errors.append(f"database unavailable: {exc}")
         except LeaseHeld:
@@ -159,6 +165,9 @@ class Daemon:
 
     # -- forever --------------------------------------------------------------------
     def _ingest_thread(self) -> None:
+        if self.source is None:
+            self.stop.wait()
+            return
         if isinstance(self.source, ImapSource):
             self.source.run(self.stop)
             return
@@ -168,7 +177,7 @@ class Daemon:
                 if self.source.sync_once(self.stop):
                     self._notify_sender()
                 backoff = 1.0
-                self.stop.wait(min(self.settings.mailbox.poll_seconds, 2.0))
+                self.stop.wait(self.maildir_poll_seconds)
             except TransientError as exc:
                 log.warning("database unavailable (%s); retrying in %.0f s", exc, backoff)
                 self.stop.wait(backoff)
@@ -201,11 +210,19 @@ class Daemon:
         self._wake = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.request_stop)
+        intakes = [self.settings.mailbox.source] if self.settings.mailbox else []
+        intakes += ["lmtp"] if self.settings.intake.lmtp else []
         log.info("desk %s started: %s intake, %s delivery", self.worker_id,
-                 self.settings.mailbox.source, self.settings.smtp.transport)
+                 "+".join(intakes), self.settings.smtp.transport)
         ingest = asyncio.create_task(asyncio.to_thread(self._ingest_thread), name="ingest")
         sender = asyncio.create_task(self._sender_loop(), name="sender")
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        lmtp = None
+        if self.settings.intake.lmtp is not None:
+            lmtp_cfg = self.settings.intake.lmtp
+            lmtp = await start_lmtp(lmtp_cfg.host, lmtp_cfg.port, self.ingestor,
+                                    self._notify_sender,
+                                    data_size_limit=self.settings.intake.max_message_bytes * 2)
         stopper = asyncio.create_task(asyncio.to_thread(self.stop.wait), name="stop")
         await asyncio.wait([stopper, ingest, sender], return_when=asyncio.FIRST_COMPLETED)
         self.stop.set()
@@ -213,6 +230,9 @@ class Daemon:
         # The ingest thread finishes the message it holds (a committed message is always
         # acknowledged at the source); the sender finishes the mail it is sending.
         heartbeat.cancel()
+        if lmtp is not None:
+            lmtp.close()  # new connections refused; a delivery in progress completes
+            await lmtp.wait_closed()
         _, late = await asyncio.wait([ingest, sender], timeout=30)
         for t in late:
             t.cancel()  # only after the grace period: queued mail is resent identically

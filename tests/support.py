@@ -216,3 +216,79 @@ def reply_to(original: EmailMessage, *, sender: str, body: str, to: str | None =
         in_reply_to=mid,
         references=refs,
     )
+
+
+SUPPORT_USER = "support@agency.test"
+
+
+def imap_mailbox(dovecot: Any, **extra: Any) -> dict[str, Any]:
+    """[mailbox] settings for the test Dovecot's support account (plaintext loopback)."""
+    s = dovecot.imap_settings(SUPPORT_USER)
+    return {"source": "imap", "host": s["host"], "port": s["port"], "tls": False,
+            "username": s["username"], "password": s["password"], **extra}
+
+
+def smtp_to(capture: Any) -> dict[str, Any]:
+    return {"transport": "smtp", "host": capture.host, "port": capture.port,
+            "security": "none", "timeout_seconds": 10}
+
+
+class DaemonProcess:
+    """`desk run` as a real long-running process, stopped with SIGTERM like systemd does."""
+
+    def __init__(self, env: DeskEnv, *extra: str) -> None:
+        self.env = env
+        self.log = env.root / f"daemon-{id(self)}.log"
+        self._fh = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [*DESK, "--config", str(env.config), "run", "--log-level", "debug", *extra],
+            stdout=self._fh, stderr=subprocess.STDOUT, cwd=env.root,
+        )
+        self.wait_for_log("started")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_log(self, needle: str, timeout: float = 20.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.output():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"desk run exited {self.proc.returncode}:\n{self.output()}")
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} not logged within {timeout}s:\n{self.output()}")
+
+    def stop(self, timeout: float = 40.0) -> int:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._fh.close()
+        return code
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self._fh.close()
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
