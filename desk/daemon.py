@@ -210,10 +210,6 @@ class Daemon:
         self._wake = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.request_stop)
-        intakes = [self.settings.mailbox.source] if self.settings.mailbox else []
-        intakes += ["lmtp"] if self.settings.intake.lmtp else []
-        log.info("desk %s started: %s intake, %s delivery", self.worker_id,
-                 "+".join(intakes), self.settings.smtp.transport)
         ingest = asyncio.create_task(asyncio.to_thread(self._ingest_thread), name="ingest")
         sender = asyncio.create_task(self._sender_loop(), name="sender")
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
@@ -223,6 +219,10 @@ class Daemon:
             lmtp = await start_lmtp(lmtp_cfg.host, lmtp_cfg.port, self.ingestor,
                                     self._notify_sender,
                                     data_size_limit=self.settings.intake.max_message_bytes * 2)
+        intakes = [self.settings.mailbox.source] if self.settings.mailbox else []
+        intakes += ["lmtp"] if self.settings.intake.lmtp else []
+        log.info("desk %s started: %s intake, %s delivery", self.worker_id,
+                 "+".join(intakes), self.settings.smtp.transport)
         stopper = asyncio.create_task(asyncio.to_thread(self.stop.wait), name="stop")
         await asyncio.wait([stopper, ingest, sender], return_when=asyncio.FIRST_COMPLETED)
         self.stop.set()

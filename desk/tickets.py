@@ -77,6 +77,10 @@ def record_inbound(
             Attachment(filename=att.filename, content_type=att.content_type, size=att.size,
                        content=att.content, note=att.note)
         )
+        if att.content is None and att.note:
+            add_event(session, ticket, "attachment_not_stored",
+                      f"{att.filename or 'an attachment'} ({att.size:,} bytes): {att.note}",
+                      at=now)
     session.add(row)
     ticket.message_count = (ticket.message_count or 0) + 1
     ticket.updated_at = now

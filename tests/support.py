@@ -31,12 +31,17 @@ def toml_value(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
 
 
-def toml(sections: dict[str, dict[str, Any]]) -> str:
+def toml(sections: dict[str, dict[str, Any]], prefix: str = "") -> str:
+    """Nested dicts become [a.b] tables; None values are left out."""
     lines: list[str] = []
     for name, body in sections.items():
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in body.items() if v is not None]
+        lines.append(f"[{prefix}{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in body.items()
+                  if v is not None and not isinstance(v, dict)]
         lines.append("")
+        nested = {k: v for k, v in body.items() if isinstance(v, dict)}
+        if nested:
+            lines.append(toml(nested, f"{prefix}{name}."))
     return "\n".join(lines)
 
 
@@ -45,7 +50,7 @@ class DeskEnv:
         self,
         root: Path,
         *,
-        mailbox: dict[str, Any] | None = None,
+        mailbox: dict[str, Any] | bool | None = None,
         smtp: dict[str, Any] | None = None,
         database_url: str | None = None,
         extra: dict[str, dict[str, Any]] | None = None,
@@ -62,6 +67,8 @@ class DeskEnv:
             "mailbox": mailbox or {"source": "maildir", "path": str(root / "inbox")},
             "smtp": smtp or {"transport": "maildir", "path": str(root / "sent")},
         }
+        if mailbox is False:  # LMTP-only installations have no mailbox to read
+            del sections["mailbox"]
         for name, body in (extra or {}).items():
             sections.setdefault(name, {}).update(body)
         self.config = root / "desk.toml"

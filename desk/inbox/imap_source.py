@@ -9,6 +9,7 @@ re-scans the folder and de-duplicates by Message-ID.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
@@ -30,10 +31,16 @@ from desk.models import MailboxState
 log = logging.getLogger("desk.inbox")
 
 FETCH_BATCH = 200
-IDLE_REISSUE_SECONDS = 25 * 60  # servers may drop IDLE after 30 min (RFC 2177)
+# RFC 2177 allows servers to drop IDLE after 30 min; re-issuing every 5 min also catches
+# connections that died silently (no FIN) and mail a server forgot to announce.
+IDLE_REISSUE_SECONDS = 5 * 60
 LEASE_SECONDS = 60
 
 ConnectionErrors = (IMAPClientError, OSError, socket.error, ssl.SSLError, EOFError)
+
+
+class ConnectionLost(IMAPClientError):
+    """The server said BYE or closed the socket while we were idling."""
 
 
 class LeaseHeld(Exception):
@@ -70,6 +77,8 @@ class ImapSource:
         client = IMAPClient(s.host, port=s.effective_port, ssl=s.tls, ssl_context=context,
                             timeout=30)
         client.login(s.username, s.resolved_password())
+        # Keepalive probes notice a peer that vanished without closing the connection.
+        client.socket().setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         return client
 
     def _conn(self) -> IMAPClient:
@@ -202,15 +211,23 @@ class ImapSource:
             return
         client.idle()
         started = time.monotonic()
+        instant_empty = 0
         try:
             while not stop.is_set() and time.monotonic() - started < IDLE_REISSUE_SECONDS:
+                t0 = time.monotonic()
                 responses = client.idle_check(timeout=1)
+                if any(_is_bye(r) for r in responses):
+                    raise ConnectionLost("server said BYE")
                 if any(_is_new_mail(r) for r in responses):
                     return
-                if time.monotonic() - started >= self.s.poll_seconds and not self.s.idle:
-                    return
+                # imapclient swallows EOF inside idle_check: a readable socket that yields
+                # nothing, again and again, is a closed connection.
+                instant_empty = instant_empty + 1 if time.monotonic() - t0 < 0.5 else 0
+                if instant_empty >= 3:
+                    raise ConnectionLost("server closed the connection")
         finally:
-            client.idle_done()
+            with contextlib.suppress(*ConnectionErrors):
+                client.idle_done()
 
     def run(self, stop: threading.Event) -> None:
         """Sync, wait, repeat until ``stop``; reconnects with backoff, never raises."""
@@ -241,6 +258,10 @@ class ImapSource:
             self.release_lease()
         except Exception:
             log.debug("could not release lease", exc_info=True)
+
+
+def _is_bye(response: object) -> bool:
+    return isinstance(response, tuple) and len(response) >= 1 and response[0] == b"BYE"
 
 
 def _is_new_mail(response: Iterable[object] | object) -> bool:

@@ -167,3 +167,57 @@ def test_directory_changes_apply_to_the_next_message(env: DeskEnv) -> None:
 def test_init_is_safe_to_run_twice(env: DeskEnv) -> None:
     assert "revision" in env.desk("init").stdout
     assert len(env.desk_json("staff", "list")) == 5
+
+
+def test_bounce_joins_the_ticket_of_the_mail_that_bounced(env: DeskEnv) -> None:
+    env.drop(make_mail(sender="client@client.test"))
+    env.desk("run", "--once")
+    [ack] = env.sent()
+    dsn = (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.client.test>\r\n"
+        "To: support@agency.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <dsn-1@mx.client.test>\r\nAuto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.client.test\r\n"
+        "\r\nFinal-Recipient: rfc822; client@client.test\r\nAction: failed\r\n"
+        "Status: 5.1.1\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: {ack['Message-ID']}\r\nSubject: {ack['Subject']}\r\n\r\n--B--\r\n"
+    ).encode()
+    env.drop(dsn)
+    env.desk("run", "--once")
+    [t] = env.tickets()  # no new ticket for the bounce
+    events = env.ticket(t["ref"])["events"]
+    assert any(e["kind"] == "bounce" and "client@client.test" in e["detail"] for e in events)
+    assert len(env.sent()) == 1  # and certainly no reply to MAILER-DAEMON
+    with env.session() as s:
+        from sqlalchemy import select
+
+        from desk.models import Contact
+
+        assert s.scalar(select(Contact.bouncing).where(Contact.email == "client@client.test"))
+
+
+def test_attachment_over_the_cap_keeps_metadata_and_notes_the_ticket(tmp_path: Path) -> None:
+    env = DeskEnv(tmp_path / "cap", extra={"intake": {"max_attachment_bytes": 1000}})
+    from email.message import EmailMessage
+
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = "client@client.test", "support@agency.test", "Logo"
+    m["Message-ID"] = "<att@client.test>"
+    m.set_content("New logo attached.")
+    m.add_attachment(b"\x89PNG" + b"x" * 5000, maintype="image", subtype="png",
+                     filename="logo.png")
+    m.add_attachment(b"small", maintype="text", subtype="plain", filename="notes.txt")
+    env.drop(m.as_bytes())
+    env.desk("run", "--once")
+    [t] = env.tickets()
+    detail = env.ticket(t["ref"])
+    atts = {a["filename"]: a for a in detail["messages"][0]["attachments"]}
+    assert atts["logo.png"]["stored"] is False and atts["logo.png"]["size"] >= 5000
+    assert atts["notes.txt"]["stored"] is True
+    assert any(e["kind"] == "attachment_not_stored" and "logo.png" in e["detail"]
+               for e in detail["events"])
+    env.close()

@@ -1,0 +1,223 @@
+"""Inbox behaviour of the running daemon against real Dovecot and a real SMTP server:
+IDLE latency, reconnects, UIDVALIDITY resets, LMTP intake, real-world mail, loops."""
+
+from __future__ import annotations
+
+import smtplib
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import Dovecot, SmtpCapture, free_port
+from tests.support import (
+    SUPPORT_USER,
+    DaemonProcess,
+    DeskEnv,
+    imap_mailbox,
+    make_mail,
+    smtp_to,
+    wait_until,
+)
+
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
+SHARED_RT = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "rt-emails"
+
+
+@pytest.fixture
+def env(tmp_path: Path, imap: Dovecot, smtp_capture: SmtpCapture) -> Iterator[DeskEnv]:
+    e = DeskEnv(tmp_path / "desk", mailbox=imap_mailbox(imap), smtp=smtp_to(smtp_capture))
+    yield e
+    e.close()
+
+
+def test_idle_turns_new_mail_into_an_ack_within_two_seconds(env: DeskEnv, imap: Dovecot,
+                                                            smtp_capture: SmtpCapture) -> None:
+    daemon = DaemonProcess(env)
+    try:
+        time.sleep(0.5)  # let it enter IDLE
+        for i in range(3):
+            start = time.monotonic()
+            imap.append(SUPPORT_USER, make_mail(subject=f"Live {i}"))
+            smtp_capture.wait_for(i + 1, timeout=5)
+            assert time.monotonic() - start < 2.0
+    finally:
+        assert daemon.stop() == 0
+    assert len(env.tickets()) == 3
+    assert "stopped" in daemon.output()
+
+
+def test_server_restart_mid_idle_loses_and_repeats_nothing(env: DeskEnv, imap: Dovecot,
+                                                          smtp_capture: SmtpCapture) -> None:
+    daemon = DaemonProcess(env)
+    try:
+        imap.append(SUPPORT_USER, make_mail(subject="Before restart"))
+        smtp_capture.wait_for(1, timeout=5)
+        imap.stop()
+        time.sleep(1.0)  # the daemon notices and backs off
+        imap.start()
+        imap.append(SUPPORT_USER, make_mail(subject="While it was reconnecting"))
+        imap.append(SUPPORT_USER, make_mail(subject="After restart"))
+        smtp_capture.wait_for(3, timeout=20)
+        time.sleep(1.0)  # any duplicate would show up now
+    finally:
+        assert daemon.stop() == 0
+    assert sorted(t["subject"] for t in env.tickets()) == [
+        "After restart", "Before restart", "While it was reconnecting"]
+    assert len(smtp_capture.messages()) == 3
+    assert "IMAP connection lost" in daemon.output()
+
+
+def test_uidvalidity_reset_resyncs_without_duplicates(env: DeskEnv, imap: Dovecot,
+                                                      smtp_capture: SmtpCapture) -> None:
+    for i in range(3):
+        imap.append(SUPPORT_USER, make_mail(subject=f"Before {i}"))
+    env.desk("run", "--once")
+    imap.reset_uidvalidity(SUPPORT_USER)
+    imap.append(SUPPORT_USER, make_mail(subject="After reset"))
+    out = env.desk("run", "--once").stdout
+    assert "1 new tickets" in out and "3 duplicates" in out
+    assert len(env.tickets()) == 4
+    assert len(smtp_capture.wait_for(4)) == 4
+
+
+def test_processed_folder_moves_mail_after_commit(tmp_path: Path, imap: Dovecot,
+                                                  smtp_capture: SmtpCapture) -> None:
+    with imap.connect(SUPPORT_USER) as c:
+        c.create_folder("Processed")
+    env = DeskEnv(tmp_path / "d", mailbox=imap_mailbox(imap, processed_folder="Processed"),
+                  smtp=smtp_to(smtp_capture))
+    imap.append(SUPPORT_USER, make_mail())
+    env.desk("run", "--once")
+    assert imap.fetch_all(SUPPORT_USER) == []
+    [(_, flags, _)] = imap.fetch_all(SUPPORT_USER, "Processed")
+    assert "\\Seen" in flags
+    env.close()
+
+
+def _lmtp_env(tmp_path: Path, smtp_capture: SmtpCapture, **desk: object) -> tuple[DeskEnv, int]:
+    port = free_port()
+    env = DeskEnv(tmp_path / "lmtp", mailbox=False, smtp=smtp_to(smtp_capture),
+                  extra={"intake": {"lmtp": {"listen": f"127.0.0.1:{port}"}}, "desk": desk})
+    assert "[mailbox]" not in env.config.read_text()
+    return env, port
+
+
+def test_lmtp_intake_end_to_end(tmp_path: Path, smtp_capture: SmtpCapture) -> None:
+    env, port = _lmtp_env(tmp_path, smtp_capture)
+    daemon = DaemonProcess(env)
+    try:
+        with smtplib.LMTP("127.0.0.1", port, timeout=10) as lmtp:
+            refused = lmtp.sendmail("client@client.test", ["support@agency.test"],
+                                    make_mail(subject="Via LMTP"))
+            assert refused == {}
+            # Same bytes again (an MTA retrying after a lost reply): accepted, not repeated.
+            again = make_mail(subject="Second via LMTP", message_id="<fixed@client.test>")
+            lmtp.sendmail("client@client.test", ["support@agency.test"], again)
+            lmtp.sendmail("client@client.test", ["support@agency.test"], again)
+        smtp_capture.wait_for(2, timeout=5)
+    finally:
+        assert daemon.stop() == 0
+    assert len(env.tickets()) == 2
+    assert len(smtp_capture.messages()) == 2
+    env.close()
+
+
+def test_lmtp_answers_4xx_while_the_database_is_locked(tmp_path: Path,
+                                                      smtp_capture: SmtpCapture) -> None:
+    env, port = _lmtp_env(tmp_path, smtp_capture, busy_timeout_seconds=0.5)
+    daemon = DaemonProcess(env)
+    lock = sqlite3.connect(env.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        with smtplib.LMTP("127.0.0.1", port, timeout=10) as lmtp, \
+                pytest.raises(smtplib.SMTPDataError) as err:
+            lmtp.sendmail("client@client.test", ["support@agency.test"], make_mail())
+        assert err.value.smtp_code == 451
+        lock.execute("ROLLBACK")
+        # The sending server retries later: now it is accepted and processed once.
+        with smtplib.LMTP("127.0.0.1", port, timeout=10) as lmtp:
+            assert lmtp.sendmail("client@client.test", ["support@agency.test"],
+                                 make_mail(message_id="<retry@client.test>")) == {}
+        smtp_capture.wait_for(1, timeout=5)
+    finally:
+        lock.close()
+        assert daemon.stop() == 0
+    assert len(env.tickets()) == 1
+    assert "database" in daemon.output()
+    env.close()
+
+
+def _corpus_files() -> list[Path]:
+    """Every whole message in the corpus (talon's .html bodies and *_reply_text
+    expectations are not messages)."""
+    files = [p for p in CORPUS.rglob("*") if p.is_file() and p.suffix not in (".md", ".html")
+             and p.name != ".gitattributes" and not p.name.endswith("_reply_text")]
+    if SHARED_RT.is_dir():
+        files += [p for p in SHARED_RT.rglob("*") if p.is_file()]
+    return sorted(files)
+
+
+def test_every_real_world_message_is_ticketed_or_quarantined(env: DeskEnv, imap: Dovecot,
+                                                            smtp_capture: SmtpCapture) -> None:
+    files = _corpus_files()
+    assert len(files) >= 18
+    uids = imap.multiappend(SUPPORT_USER, [p.read_bytes() for p in files])
+    assert len(uids) == len(files)
+    out = env.desk("run", "--once").stdout
+    with env.session() as s:
+        from sqlalchemy import func, select
+
+        from desk.models import Receipt
+
+        outcomes = dict(s.execute(select(Receipt.outcome, func.count()).group_by(
+            Receipt.outcome)).all())
+    assert sum(outcomes.values()) == len(files), (out, outcomes)
+    # Only RT's bare body with no headers at all is unusable; it is kept with the reason.
+    quarantined = env.desk_json("quarantine", "list")
+    assert len(quarantined) == (1 if SHARED_RT.is_dir() else 0)
+    for q in quarantined:
+        assert "From" in q["reason"] and "Lorem ipsum" in env.desk_json(
+            "quarantine", "show", str(q["id"]))["raw"]
+    assert all("\\Seen" in f for _, f, _ in imap.fetch_all(SUPPORT_USER))
+
+
+def test_auto_responder_ping_pong_stays_bounded(env: DeskEnv, imap: Dovecot,
+                                                smtp_capture: SmtpCapture) -> None:
+    """A badly written auto-responder answers every mail with a new subject and no
+    threading or auto-reply headers: the worst case. The desk's caps stop the loop."""
+    robot = "robot@elsewhere.test"
+    imap.append(SUPPORT_USER, make_mail(sender=robot, subject="Hello"))
+    for _ in range(25):
+        env.desk("run", "--once")
+        sent = [m for m in smtp_capture.messages() if m.rcpt_tos == [robot]]
+        answered = getattr(env, "_answered", 0)
+        for mail in sent[answered:]:
+            imap.append(SUPPORT_USER, make_mail(sender=robot,
+                                                subject=f"Auto: {mail.msg['Subject']} {answered}"))
+            answered += 1
+        env._answered = answered  # type: ignore[attr-defined]
+        if len(sent) == answered and not imap.fetch_all(SUPPORT_USER)[-1].flags.isdisjoint(
+                {"\\Seen"}):
+            break
+    acks = [m for m in smtp_capture.messages() if m.rcpt_tos == [robot]]
+    assert 1 <= len(acks) <= 10
+    # A polite auto-responder (RFC 3834 headers) never gets even one answer.
+    imap.append(SUPPORT_USER, make_mail(sender="ooo@elsewhere.test", subject="Out of office",
+                                        headers={"Auto-Submitted": "auto-replied"}))
+    env.desk("run", "--once")
+    assert not [m for m in smtp_capture.messages() if m.rcpt_tos == ["ooo@elsewhere.test"]]
+
+
+def test_sigterm_finishes_in_flight_work_and_exits_zero(env: DeskEnv, imap: Dovecot,
+                                                       smtp_capture: SmtpCapture) -> None:
+    imap.multiappend(SUPPORT_USER, [make_mail(subject=f"Batch {i}") for i in range(30)])
+    daemon = DaemonProcess(env)
+    wait_until(lambda: len(smtp_capture.messages()) >= 1, timeout=10)
+    assert daemon.stop() == 0
+    # Whatever was committed was acknowledged at the source; the rest is picked up next time.
+    env.desk("run", "--once")
+    assert len(env.tickets()) == 30
+    assert len({m.msg["Message-ID"] for m in smtp_capture.messages()}) == 10  # rate cap: 1 sender
