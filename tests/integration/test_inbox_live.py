@@ -221,3 +221,20 @@ def test_sigterm_finishes_in_flight_work_and_exits_zero(env: DeskEnv, imap: Dove
     env.desk("run", "--once")
     assert len(env.tickets()) == 30
     assert len({m.msg["Message-ID"] for m in smtp_capture.messages()}) == 10  # rate cap: 1 sender
+
+
+def test_polling_when_idle_is_off(tmp_path: Path, imap: Dovecot,
+                                  smtp_capture: SmtpCapture) -> None:
+    env = DeskEnv(tmp_path / "poll", mailbox=imap_mailbox(imap, idle=False, poll_seconds=0.5),
+                  smtp=smtp_to(smtp_capture))
+    daemon = DaemonProcess(env)
+    try:
+        imap.append(SUPPORT_USER, make_mail(subject="Polled"))
+        smtp_capture.wait_for(1, timeout=5)
+    finally:
+        assert daemon.stop() == 0
+    import re
+
+    assert not re.search(r"> b'\w+ IDLE'", daemon.output())  # never sent the IDLE command
+    assert [t["subject"] for t in env.tickets()] == ["Polled"]
+    env.close()

@@ -97,18 +97,23 @@ def test_broken_message_is_quarantined_and_the_run_continues(env: DeskEnv) -> No
     assert env.desk_json("quarantine", "list") == []
 
 
-def test_quarantine_retry_processes_once_the_cause_is_fixed(env: DeskEnv) -> None:
-    # Over the size cap: quarantined; an admin raises the cap, retries, and it is ticketed.
-    big = make_mail(body="x" * 5000)
-    small_cap = DeskEnv(env.root.parent / "capped", extra={"intake": {"max_message_bytes": 2000}},
-                        seed=False)
-    small_cap.desk("init")
-    small_cap.seed_directory()
-    small_cap.drop(big)
-    small_cap.desk("run", "--once")
-    [q] = small_cap.desk_json("quarantine", "list")
+def test_quarantine_retry_processes_once_the_cause_is_fixed(tmp_path: Path) -> None:
+    # Over the size cap: quarantined; the admin raises the cap and retries: ticketed once.
+    capped = DeskEnv(tmp_path / "capped", extra={"intake": {"max_message_bytes": 2000}})
+    capped.drop(make_mail(body="x" * 5000, message_id="<big@client.test>"))
+    capped.desk("run", "--once")
+    [q] = capped.desk_json("quarantine", "list")
     assert "cap" in q["reason"]
-    small_cap.close()
+    capped.config.write_text(capped.config.read_text().replace(
+        "max_message_bytes = 2000", "max_message_bytes = 2000000"))
+    assert "ticket #1" in capped.desk("quarantine", "retry", str(q["id"])).stdout
+    assert capped.desk_json("quarantine", "list") == []
+    assert [e["status"] for e in capped.desk_json("quarantine", "list", "--all")] == ["retried"]
+    capped.desk("run", "--once")
+    assert len(capped.tickets()) == 1 and len(capped.sent()) == 1
+    # Retrying again is refused: it is no longer held.
+    assert capped.desk("quarantine", "retry", str(q["id"]), check=False).returncode == 1
+    capped.close()
 
 
 def test_auto_replies_are_ticketed_but_never_acknowledged(env: DeskEnv) -> None:
