@@ -169,13 +169,16 @@ def client() -> None:
 @click.option("--backup", metavar="EMAIL", help="Backup manager when the owner is away.")
 @click.option("--hours-per-month", type=float)
 @click.option("--timezone", metavar="TZ", help="IANA zone, e.g. Europe/London.")
+@click.option("--sla-policy", metavar="NAME",
+              help="Use this SLA policy instead of the tier's default.")
 @pass_ctx
 def client_add(c: Ctx, name: str, tier: str, domains: tuple[str, ...], contacts: tuple[str, ...],
                account_manager: str | None, project_manager: str | None, backup: str | None,
-               hours_per_month: float | None, timezone: str | None) -> None:
+               hours_per_month: float | None, timezone: str | None,
+               sla_policy: str | None) -> None:
     """Add a client, or update it if NAME exists."""
     spec = ClientSpec(name, tier, domains, contacts, account_manager, project_manager, backup,
-                      hours_per_month, timezone)
+                      hours_per_month, timezone, sla_policy)
     try:
         with c.session() as s:
             cl, changes = upsert_client(s, spec)
@@ -265,6 +268,19 @@ def staff_import(c: Ctx, path: str) -> None:
     _print_import(report, True)
     if report.errors:
         sys.exit(1)
+
+
+@staff.command("remove")
+@click.argument("email")
+@pass_ctx
+def staff_remove(c: Ctx, email: str) -> None:
+    """Mark a staff member inactive (left the agency): never assigned again."""
+    with c.session() as s:
+        person = s.scalar(select(Staff).where(Staff.email == email.strip().lower()))
+        if person is None:
+            fail(f"no staff member {email}")
+        person.active = False
+    click.echo(f"{email}: inactive (kept on existing tickets' history)")
 
 
 @staff.command("list")
@@ -364,6 +380,35 @@ def tickets_show(c: Ctx, ref: str, as_json: bool) -> None:
     click.echo("\nEvents (why):")
     for e in data["events"]:
         click.echo(f"  {e['at']} {e['kind']:<16} {e['detail']}")
+
+
+@main.command()
+@click.option("--from", "sender", required=True, metavar="EMAIL")
+@click.option("--subject", required=True)
+@click.option("--body", default="")
+@click.option("--cc", "cc", multiple=True, metavar="EMAIL")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def route(c: Ctx, sender: str, subject: str, body: str, cc: tuple[str, ...],
+          as_json: bool) -> None:
+    """Explain where a message would go, without creating anything."""
+    from desk.explain import explain_route
+
+    data = explain_route(session_factory(c.engine), c.settings, sender, subject, body, list(cc))
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"A message from {sender} with subject {subject!r}:")
+    click.echo(f"  client {data['client'] or '(unknown sender)'}, tier {data['tier'] or '-'}, "
+               f"priority {data['priority']}, SLA policy {data['sla_policy'] or '-'}")
+    where = "opens a new ticket" if data["new_ticket"] else f"joins ticket #{data['ticket']}"
+    click.echo(f"  {where}, owner {data['owner'] or '-'}"
+               + (f", workers {', '.join(data['workers'])}" if data["workers"] else "")
+               + f", status {data['status']}")
+    click.echo(f"  acknowledgement: {'yes' if data['acknowledged'] else 'no'}")
+    click.echo("Why:")
+    for e in data["events"]:
+        click.echo(f"  {e['kind']:<16} {e['detail']}")
 
 
 # -- quarantine --------------------------------------------------------------------

@@ -22,6 +22,9 @@ from pydantic import (
     model_validator,
 )
 
+from desk.routing.classify_phrases import DEFAULT_URGENT_PHRASES
+from desk.routing.rules import DEFAULT_RULES, Rule, validate_order
+
 DEFAULT_CONFIG_PATH = Path("config/desk.toml")
 
 
@@ -183,6 +186,17 @@ class AckSection(_Section):
     window_hours: float = Field(default=3.0, gt=0)
 
 
+class RoutingSection(_Section):
+    # Phrases that make a message P1 whatever the tier (subject or the top of the body).
+    urgent_phrases: list[str] = Field(default_factory=lambda: list(DEFAULT_URGENT_PHRASES))
+    rules: list[Rule] = Field(default_factory=lambda: list(DEFAULT_RULES))
+
+    @model_validator(mode="after")
+    def _order(self) -> RoutingSection:
+        validate_order(self.rules)
+        return self
+
+
 class Settings(_Section):
     desk: DeskSection
     # Optional when [intake.lmtp] is set: a mail server can push instead of us pulling.
@@ -190,6 +204,7 @@ class Settings(_Section):
     smtp: SmtpSection
     intake: IntakeSection = IntakeSection()
     acknowledgements: AckSection = AckSection()
+    routing: RoutingSection = RoutingSection()
     # Directory the config was loaded from: template overrides live in its templates/.
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
 
@@ -208,10 +223,24 @@ class Settings(_Section):
         return self.base_dir / "templates"
 
 
-def _format_errors(exc: ValidationError) -> str:
+def _rule_label(data: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    """``routing.rules.2.owner`` -> ``routing.rules.2 ('hosting to the CEO').owner``."""
+    text = ".".join(str(p) for p in loc)
+    if len(loc) >= 3 and loc[:2] == ("routing", "rules") and isinstance(loc[2], int):
+        try:
+            name = data["routing"]["rules"][loc[2]].get("name")
+        except (KeyError, IndexError, AttributeError, TypeError):
+            name = None
+        if name:
+            rest = ".".join(str(p) for p in loc[3:])
+            text = f"routing.rules.{loc[2]} ({name!r})" + (f".{rest}" if rest else "")
+    return text
+
+
+def _format_errors(exc: ValidationError, data: dict[str, Any]) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = _rule_label(data, tuple(err["loc"]))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see README's configuration reference)"
@@ -229,7 +258,7 @@ def parse_settings(data: dict[str, Any], base_dir: Path, source: str = "config")
             settings.mailbox.resolved_password()
         settings.smtp.resolved_password()
     except ValidationError as exc:
-        raise ConfigError(f"{source} is invalid:\n{_format_errors(exc)}") from None
+        raise ConfigError(f"{source} is invalid:\n{_format_errors(exc, data)}") from None
     except ValueError as exc:
         raise ConfigError(f"{source} is invalid:\n  {exc}") from None
     return settings

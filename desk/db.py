@@ -16,6 +16,9 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any, busy_ms: int) -> None:
+    # Let SQLAlchemy own transaction boundaries (pysqlite's implicit BEGIN breaks
+    # SAVEPOINT semantics: releasing one would commit).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     # WAL: readers never block the single writer; NORMAL is durable across process
     # crashes (only an OS crash can lose the last commits).
@@ -35,6 +38,10 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engin
         engine = create_engine(url, connect_args={"timeout": busy_timeout}, **kwargs)
         busy_ms = int(busy_timeout * 1000)
         event.listen(engine, "connect", lambda c, r: _sqlite_pragmas(c, r, busy_ms))
+        # IMMEDIATE: take the write lock at the start, so a transaction that read first never
+        # fails to upgrade when another thread wrote meanwhile; writers queue on busy_timeout
+        # and WAL readers are never blocked.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 

@@ -50,6 +50,7 @@ class ClientSpec:
     backup: str | None = None
     hours_per_month: float | None = None
     timezone: str | None = None
+    sla_policy: str | None = None
 
     def validate(self) -> None:
         if not self.name.strip():
@@ -87,6 +88,10 @@ def upsert_client(session: Session, spec: ClientSpec) -> tuple[Client, list[str]
             if client.id is not None:
                 changes.append(f"{key}: {getattr(client, key)} -> {value}")
             setattr(client, key, value)
+    if spec.sla_policy and (client.settings or {}).get("sla_policy") != spec.sla_policy:
+        # A new dict: SQLAlchemy JSON columns only notice replaced values.
+        client.settings = {**(client.settings or {}), "sla_policy": spec.sla_policy}
+        changes.append(f"SLA policy -> {spec.sla_policy}")
     for raw in spec.domains:
         d = _domain(raw)
         owner = session.get(ClientDomain, d)
@@ -119,6 +124,7 @@ def client_dict(c: Client) -> dict[str, Any]:
         "backup": c.backup,
         "hours_per_month": c.hours_per_month,
         "timezone": c.timezone,
+        "sla_policy": (c.settings or {}).get("sla_policy") or c.tier,
     }
 
 
@@ -170,7 +176,7 @@ class ImportReport:
 
 
 CLIENT_COLUMNS = ("name", "tier", "domains", "contacts", "account_manager", "project_manager",
-                  "backup", "hours_per_month", "timezone")
+                  "backup", "hours_per_month", "timezone", "sla_policy")
 
 
 def _multi(value: str | None) -> list[str]:
@@ -205,6 +211,7 @@ def import_clients(session: Session, text: str) -> ImportReport:
                 backup=cells.get("backup") or None,
                 hours_per_month=float(hours) if hours else None,
                 timezone=cells.get("timezone") or None,
+                sla_policy=cells.get("sla_policy") or None,
             )
             with session.begin_nested():
                 _, changes = upsert_client(session, spec)

@@ -137,6 +137,8 @@ class Staff(Base):
     capacity: Mapped[int | None] = mapped_column(Integer)
     away_from: Mapped[date | None] = mapped_column(Date)
     away_until: Mapped[date | None] = mapped_column(Date)
+    # Round-robin pools hand the next ticket to whoever was assigned least recently.
+    last_assigned_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def is_away(self, on: date) -> bool:
@@ -190,10 +192,22 @@ class Ticket(Base):
     participants: Mapped[list[Participant]] = relationship(
         back_populates="ticket", cascade="all, delete-orphan", order_by="Participant.id"
     )
+    workers: Mapped[list[Staff]] = relationship(secondary="ticket_workers", order_by="Staff.id")
 
     @property
     def ref(self) -> str:
         return str(self.id)
+
+
+class TicketWorker(Base):
+    """Staff working a ticket beside its client-facing owner (e.g. a senior on a P1)."""
+
+    __tablename__ = "ticket_workers"
+
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True, index=True)
 
 
 class Participant(Base):

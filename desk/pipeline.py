@@ -16,12 +16,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from desk.config import Settings
-from desk.inbox.message import ParsedMessage
+from desk.inbox.message import Address, ParsedMessage
 from desk.inbox.screening import auto_reply_blockers, is_bounce
-from desk.models import Contact, Message, Status, Ticket
+from desk.models import Client, Contact, Message, Status, Ticket
 from desk.outbound.acknowledge import queue_acknowledgement, rate_cap_reason
 from desk.routing.assign import assign
 from desk.routing.classify import Classification, classify
+from desk.routing.forward import original_sender
 from desk.routing.subject import base_subject
 from desk.routing.thread import ThreadMatch, find_thread
 from desk.tickets import add_event, add_participant, record_inbound
@@ -54,13 +55,23 @@ def process(
     blockers = auto_reply_blockers(
         msg, own_addresses=[settings.desk.address], loop_header_value=settings.desk.address
     )
-    classification = classify(session, msg)
+    phrases = settings.routing.urgent_phrases
+    classification = classify(session, msg, urgent_phrases=phrases)
     match = _thread(session, msg, settings)
 
     if match.ticket is None:
-        return _open_ticket(session, msg, settings, classification, match, blockers, now,
-                            source, raw_id)
-    return _append(session, msg, classification, match, blockers, now, source, raw_id)
+        requester = msg.sender
+        if classification.staff is not None and (original := original_sender(msg)):
+            # A colleague forwarded a client's mail: the ticket is the client's.
+            requester = original
+            forwarder = msg.sender.email
+            classification = classify(session, msg, urgent_phrases=phrases,
+                                      on_behalf_of=original.email)
+            classification.notes.append(f"forwarded by staff {forwarder} on behalf of "
+                                        f"{original.email}")
+        return _open_ticket(session, msg, requester, settings, classification, match, blockers,
+                            now, source, raw_id)
+    return _append(session, msg, settings, classification, match, blockers, now, source, raw_id)
 
 
 def _thread(session: Session, msg: ParsedMessage, settings: Settings) -> ThreadMatch:
@@ -84,6 +95,7 @@ def _record_refusals(session: Session, match: ThreadMatch, now: datetime) -> Non
 def _open_ticket(
     session: Session,
     msg: ParsedMessage,
+    requester: Address,
     settings: Settings,
     classification: Classification,
     match: ThreadMatch,
@@ -92,22 +104,24 @@ def _open_ticket(
     source: str,
     raw_id: int | None,
 ) -> Outcome:
-    assert msg.sender is not None
     client_tz = ZoneInfo(
         (classification.client.timezone if classification.client else None)
         or settings.desk.timezone
     )
-    assignment = assign(session, classification, triage=settings.desk.triage,
-                        today=now.astimezone(client_tz).date())
+    assignment = assign(session, classification, rules=settings.routing.rules,
+                        text=f"{msg.subject}\n{msg.text_body[:4000]}",
+                        triage=settings.desk.triage, today=now.astimezone(client_tz).date(),
+                        now=now)
     ticket = Ticket(
         subject=base_subject(msg.subject),
         status=assignment.status,
         priority=classification.priority,
         tier=classification.tier,
         client=classification.client,
-        requester_email=msg.sender.email,
-        requester_name=msg.sender.name,
+        requester_email=requester.email,
+        requester_name=requester.name,
         owner=assignment.owner,
+        workers=assignment.workers,
         created_at=now,
         updated_at=now,
         last_client_message_at=now,
@@ -116,28 +130,34 @@ def _open_ticket(
     session.flush()  # the ticket's id is its reference, needed for the ack below
     record_inbound(session, ticket, msg, now=now, source=source, raw_id=raw_id,
                    auto_generated=bool(blockers))
-    _add_ccs(session, ticket, msg, classification, settings)
-    add_event(session, ticket, "classified", classification.reason, at=now,
-              data={"tier": classification.tier, "priority": classification.priority})
+    if classification.client is not None:
+        _add_ccs(session, ticket, msg, classification.client, settings)
+    add_event(session, ticket, "classified",
+              "; ".join([classification.reason, classification.reason_policy,
+                         *classification.notes]),
+              at=now, data={"tier": classification.tier, "priority": classification.priority,
+                            "sla_policy": classification.sla_policy})
     add_event(session, ticket, "threaded", match.detail, at=now, data={"how": match.how})
     _record_refusals(session, match, now)
     if match.refused:
         add_event(session, ticket, "thread_refused",
                   "; ".join(why for _, why in match.refused), at=now)
     owner = assignment.owner.email if assignment.owner else "nobody"
-    add_event(session, ticket, "assigned", f"owner {owner}: " + "; ".join(assignment.reasons),
-              at=now, data={"owner": owner})
+    workers = [w.email for w in assignment.workers]
+    summary = f"owner {owner}" + (f", worker {', '.join(workers)}" if workers else "")
+    add_event(session, ticket, "assigned", f"{summary}: " + "; ".join(assignment.reasons),
+              at=now, data={"owner": owner, "workers": workers, "rule": assignment.rule})
     for defect in msg.defects:
         add_event(session, ticket, "parse_note", defect, at=now)
 
     acked = False
     reason = "; ".join(blockers) if blockers else rate_cap_reason(
-        session, settings, msg.sender.email, msg.subject, now)
+        session, settings, requester.email, msg.subject, now)
     if reason:
         add_event(session, ticket, "ack_suppressed", reason, at=now)
-    elif queue_acknowledgement(session, settings, ticket, classification, msg, now):
+    elif queue_acknowledgement(session, settings, ticket, classification, msg, requester, now):
         acked = True
-        add_event(session, ticket, "acknowledged", f"acknowledgement queued to {msg.sender.email}",
+        add_event(session, ticket, "acknowledged", f"acknowledgement queued to {requester.email}",
                   at=now)
     return Outcome(ticket.id, True, acked)
 
@@ -145,6 +165,7 @@ def _open_ticket(
 def _append(
     session: Session,
     msg: ParsedMessage,
+    settings: Settings,
     classification: Classification,
     match: ThreadMatch,
     blockers: list[str],
@@ -159,6 +180,8 @@ def _append(
     _record_refusals(session, match, now)
     add_event(session, ticket, "threaded", f"{msg.sender.email}: {match.detail}", at=now,
               data={"how": match.how})
+    if ticket.client is not None:
+        _add_ccs(session, ticket, msg, ticket.client, settings)
     if match.how == "bounce":
         _mark_bouncing(session, ticket, msg, now)
     elif not blockers and msg.sender.email == ticket.requester_email:
@@ -170,24 +193,20 @@ def _append(
 
 
 def _add_ccs(
-    session: Session,
-    ticket: Ticket,
-    msg: ParsedMessage,
-    classification: Classification,
-    settings: Settings,
+    session: Session, ticket: Ticket, msg: ParsedMessage, client: Client, settings: Settings
 ) -> None:
     """CC'd colleagues of the same client become participants of the conversation."""
-    if classification.client is None:
-        return
     for addr in msg.cc + msg.to:
         if addr.email == settings.desk.address or addr.email.startswith(
             settings.desk.local_part + "+"
         ):
             continue
         contact = session.scalar(select(Contact).where(Contact.email == addr.email))
-        same_domain = any(addr.domain == d.domain for d in classification.client.domains)
-        if (contact and contact.client_id == classification.client.id) or same_domain:
-            add_participant(session, ticket, addr.email, "cc")
+        same_domain = any(addr.domain == d.domain for d in client.domains)
+        colleague = (contact is not None and contact.client_id == client.id) or same_domain
+        if colleague and add_participant(session, ticket, addr.email, "cc"):
+            add_event(session, ticket, "participant", f"{addr.email} (CC'd colleague of "
+                          f"{client.name}) joins the conversation", at=ticket.updated_at)
 
 
 def _mark_bouncing(session: Session, ticket: Ticket, msg: ParsedMessage, now: datetime) -> None:

@@ -26,6 +26,7 @@ def ticket_summary(t: Ticket) -> dict[str, Any]:
         "client": t.client.name if t.client else None,
         "requester": t.requester_email,
         "assignee": t.owner.email if t.owner else None,
+        "workers": [w.email for w in t.workers],
         "created_at": _iso(t.created_at),
         "updated_at": _iso(t.updated_at),
         "message_count": t.message_count,
@@ -64,7 +65,8 @@ def ticket_detail(t: Ticket) -> dict[str, Any]:
 
 
 def list_tickets(session: Session, status: str | None = None) -> list[Ticket]:
-    q = select(Ticket).options(selectinload(Ticket.client), selectinload(Ticket.owner))
+    q = select(Ticket).options(selectinload(Ticket.client), selectinload(Ticket.owner),
+                               selectinload(Ticket.workers))
     if status:
         q = q.where(Ticket.status == status)
     return list(session.scalars(q.order_by(Ticket.id)))

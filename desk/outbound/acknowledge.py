@@ -40,7 +40,7 @@ def rate_cap_reason(
 
 
 def ack_context(
-    settings: Settings, ticket: Ticket, classification: Classification, msg: ParsedMessage
+    settings: Settings, ticket: Ticket, classification: Classification, requester: Address
 ) -> dict[str, object]:
     promise = promise_for(classification.tier)
     owner = ticket.owner
@@ -48,7 +48,7 @@ def ack_context(
         "desk_name": settings.desk.name,
         "ref": ticket.ref,
         "subject": base_subject(ticket.subject),
-        "requester_name": (msg.sender.name if msg.sender else "") or "",
+        "requester_name": requester.name.split()[0] if requester.name.strip() else "",
         "client_name": classification.client.name if classification.client else None,
         "tier": classification.tier,
         "priority": ticket.priority,
@@ -66,17 +66,17 @@ def queue_acknowledgement(
     ticket: Ticket,
     classification: Classification,
     msg: ParsedMessage,
+    requester: Address,
     now: datetime,
 ) -> Outbox | None:
-    assert msg.sender is not None
-    ctx = ack_context(settings, ticket, classification, msg)
+    ctx = ack_context(settings, ticket, classification, requester)
     tier = classification.tier or "unknown"
     _, text = render_first(
         [f"ack_{tier}.txt.j2", "ack.txt.j2"], ctx, settings.template_override_dir
     )
     mail = build_mail(
         from_addr=Address(settings.desk.name, settings.desk.address),
-        to=[msg.sender],
+        to=[requester],
         subject=tagged(ticket.subject, ticket.ref),
         text=text,
         message_id=new_message_id(settings.desk.domain, f"desk.{ticket.ref}.ack"),
@@ -94,7 +94,7 @@ def queue_acknowledgement(
         mail=mail,
         raw=to_bytes(mail),
         mail_from=settings.desk.address,
-        recipients=[msg.sender.email],
+        recipients=[requester.email],
         now=now,
         body_text=text,
     )

@@ -1,91 +1,204 @@
-"""Who owns a new ticket.
+"""Who owns a new ticket, and who works it: ordered rules (``desk.routing.rules``).
 
-Default rules from DOMAIN.md: unknown sender -> the triage account manager;
-post-project and hosting-only -> the client's account manager (hosting-only waits for a
-costed sign-off); project, retainer and SLA tiers -> the client's project manager.
-Away or inactive owners are replaced by the client's backup manager.
+An owner who is away, inactive, over capacity or a junior engineer is skipped, with the
+reason recorded: the client's backup manager steps in, then the least-loaded colleague
+of the same role, then triage. Every step is written to the ticket's event log.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from desk.models import Client, Role, Staff, Status, Tier
+from desk.models import OPEN_STATUSES, Client, Role, Staff, Status, Ticket, TicketWorker
 from desk.routing.classify import Classification
+from desk.routing.rules import Pool, Rule, Target
 
 
 @dataclass(slots=True)
 class Assignment:
     owner: Staff | None
     status: str
+    rule: str | None = None
+    workers: list[Staff] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 
 
-_CLIENT_ROLE_FOR_TIER: dict[str, str] = {
-    Tier.post_project: "account_manager",
-    Tier.hosting: "account_manager",
-    Tier.project: "project_manager",
-    Tier.retainer: "project_manager",
-    Tier.hosting_sla: "project_manager",
-    Tier.support_sla: "project_manager",
-}
+def open_load(session: Session, staff_ids: Sequence[int] | None = None) -> dict[int, int]:
+    """Open tickets each person owns or works, in two grouped queries."""
+    owned = select(Ticket.owner_id, func.count()).where(
+        Ticket.status.in_(OPEN_STATUSES), Ticket.owner_id.is_not(None)
+    ).group_by(Ticket.owner_id)
+    worked = (select(TicketWorker.staff_id, func.count())
+              .join(Ticket, Ticket.id == TicketWorker.ticket_id)
+              .where(Ticket.status.in_(OPEN_STATUSES)).group_by(TicketWorker.staff_id))
+    if staff_ids is not None:
+        owned = owned.where(Ticket.owner_id.in_(staff_ids))
+        worked = worked.where(TicketWorker.staff_id.in_(staff_ids))
+    load: dict[int, int] = {}
+    for sid, n in [*session.execute(owned).all(), *session.execute(worked).all()]:
+        load[sid] = load.get(sid, 0) + n
+    return load
 
 
-def _staff(session: Session, email: str | None) -> Staff | None:
-    if not email:
+class _Resolver:
+    def __init__(self, session: Session, client: Client | None, triage: str | None,
+                 today: date, now: datetime) -> None:
+        self.session = session
+        self.client = client
+        self.triage = triage
+        self.today = today
+        self.now = now
+        self.reasons: list[str] = []
+
+    def staff(self, email: str | None) -> Staff | None:
+        if not email:
+            return None
+        return self.session.scalar(select(Staff).where(Staff.email == email.lower()))
+
+    def why_not(self, person: Staff | None, as_owner: bool) -> str | None:
+        if person is None:
+            return "is not on the staff list"
+        if not person.active:
+            return "is inactive"
+        if person.is_away(self.today):
+            return f"is away until {person.away_until}" if person.away_until else "is away"
+        if as_owner and person.role == Role.junior_engineer:
+            return "is a junior engineer, never the client-facing owner"
+        if person.capacity is not None:
+            load = open_load(self.session, [person.id]).get(person.id, 0)
+            if load >= person.capacity:
+                return f"is at capacity ({load}/{person.capacity} open tickets)"
         return None
-    return session.scalar(select(Staff).where(Staff.email == email.lower()))
+
+    def pick_from_pool(self, pool: Pool, exclude: Sequence[int] = ()) -> Staff | None:
+        candidates = list(self.session.scalars(
+            select(Staff).where(Staff.role == pool.role, Staff.active.is_(True))
+            .order_by(Staff.id)))
+        load = open_load(self.session, [c.id for c in candidates])
+        usable = []
+        for person in candidates:
+            if person.id in exclude:
+                continue
+            if person.is_away(self.today):
+                self.reasons.append(f"pool {pool.role}: skipped {person.email} (away)")
+                continue
+            if person.capacity is not None and load.get(person.id, 0) >= person.capacity:
+                self.reasons.append(f"pool {pool.role}: skipped {person.email} (at capacity "
+                                    f"{load.get(person.id, 0)}/{person.capacity})")
+                continue
+            usable.append(person)
+        if not usable:
+            self.reasons.append(f"pool {pool.role}: nobody available")
+            return None
+        never = datetime.min.replace(tzinfo=UTC)
+        if pool.strategy == "round_robin":
+            chosen = min(usable, key=lambda p: (p.last_assigned_at or never, p.id))
+            self.reasons.append(f"pool {pool.role} round robin -> {chosen.email} "
+                                "(assigned least recently)")
+        else:
+            chosen = min(usable, key=lambda p: (load.get(p.id, 0),
+                                                p.last_assigned_at or never, p.id))
+            self.reasons.append(f"pool {pool.role} least loaded -> {chosen.email} "
+                                f"({load.get(chosen.id, 0)} open tickets)")
+        return chosen
+
+    def triage_owner(self) -> Staff | None:
+        person = self.staff(self.triage)
+        if person is not None and self.why_not(person, True) is None:
+            self.reasons.append(f"triage account manager {person.email}")
+            return person
+        if person is not None:
+            self.reasons.append(f"triage {person.email} {self.why_not(person, True)}")
+        chosen = self.pick_from_pool(Pool(role="account_manager"))
+        if chosen is None:
+            self.reasons.append("left unassigned: no account manager available")
+        return chosen
+
+    def resolve(self, target: Target, as_owner: bool) -> Staff | None:
+        if isinstance(target, Pool):
+            chosen = self.pick_from_pool(target)
+            return chosen if chosen or not as_owner else self.triage_owner()
+        if target == "triage":
+            return self.triage_owner()
+        if target in ("account_manager", "project_manager", "backup"):
+            email = getattr(self.client, target) if self.client else None
+            label = f"the client's {target.replace('_', ' ')}"
+        else:
+            email, label = target, target
+        person = self.staff(email)
+        problem = self.why_not(person, as_owner) if email else "is not set"
+        if problem is None:
+            assert person is not None
+            self.reasons.append(f"{label} {person.email}")
+            return person
+        self.reasons.append(f"skipped {label} {email or ''}".rstrip() + f": {problem}")
+        if not as_owner:
+            return None
+        if target != "backup" and self.client is not None and self.client.backup:
+            backup = self.staff(self.client.backup)
+            problem = self.why_not(backup, True)
+            if problem is None:
+                assert backup is not None
+                self.reasons.append(f"the client's backup manager {backup.email} steps in")
+                return backup
+            self.reasons.append(f"skipped the client's backup {self.client.backup}: {problem}")
+        role = target if target in ("account_manager", "project_manager") else "project_manager"
+        exclude = [p.id for p in (person,) if p is not None]
+        chosen = self.pick_from_pool(Pool(role=role), exclude)  # type: ignore[arg-type]
+        return chosen or self.triage_owner()
 
 
-def _available(person: Staff | None, today: date) -> tuple[bool, str]:
-    if person is None:
-        return False, "is not on the staff list"
-    if not person.active:
-        return False, f"{person.email} is inactive"
-    if person.is_away(today):
-        return False, f"{person.email} is away until {person.away_until}"
-    if person.role == Role.junior_engineer:
-        return False, f"{person.email} is a junior engineer and never the client-facing owner"
-    return True, ""
-
-
-def triage_owner(session: Session, triage: str | None) -> tuple[Staff | None, str]:
-    person = _staff(session, triage)
-    if person is not None:
-        return person, f"triage account manager {person.email} (configured)"
-    person = session.scalar(
-        select(Staff)
-        .where(Staff.role == Role.account_manager, Staff.active.is_(True))
-        .order_by(Staff.id)
-    )
-    if person is not None:
-        return person, f"first active account manager {person.email} (no [desk] triage set)"
-    return None, "no account manager on the staff list: left unassigned"
+def rule_matches(rule: Rule, c: Classification, text: str) -> bool:
+    m = rule.match
+    if m.unknown_sender is not None and m.unknown_sender != (c.client is None):
+        return False
+    if m.tier is not None and c.tier not in m.tier:
+        return False
+    if m.priority is not None and c.priority not in m.priority:
+        return False
+    if m.client is not None and (c.client is None or c.client.name.lower() not in
+                                 {n.lower() for n in m.client}):
+        return False
+    return m.keywords is None or any(k.lower() in text for k in m.keywords)
 
 
 def assign(
-    session: Session, classification: Classification, *, triage: str | None, today: date
+    session: Session,
+    classification: Classification,
+    *,
+    rules: Sequence[Rule],
+    text: str,
+    triage: str | None,
+    today: date,
+    now: datetime,
 ) -> Assignment:
-    client: Client | None = classification.client
-    if client is None:
-        owner, why = triage_owner(session, triage)
-        return Assignment(owner, Status.new, [f"unknown sender -> {why}"])
-    role = _CLIENT_ROLE_FOR_TIER.get(client.tier, "account_manager")
-    status = Status.awaiting_approval if client.tier == Tier.hosting else Status.new
-    reasons = [f"tier {client.tier} -> the client's {role.replace('_', ' ')}"]
-    if client.tier == Tier.hosting:
-        reasons.append("hosting without SLA: waits for the account manager's costed sign-off")
-    for label, email in ((role, getattr(client, role)), ("backup", client.backup)):
-        person = _staff(session, email)
-        ok, why = _available(person, today)
-        if ok:
-            reasons.append(f"owner {person.email} ({label.replace('_', ' ')})")  # type: ignore[union-attr]
-            return Assignment(person, status, reasons)
-        reasons.append(f"skipped {label.replace('_', ' ')} {email or '(none set)'}: {why}")
-    owner, why = triage_owner(session, None)
-    reasons.append(f"fell back to {why}")
-    return Assignment(owner, status, reasons)
+    resolver = _Resolver(session, classification.client, triage, today, now)
+    lowered = text.lower()
+    for rule in rules:
+        if not rule_matches(rule, classification, lowered):
+            continue
+        resolver.reasons.append(f"rule {rule.name!r}")
+        owner = resolver.resolve(rule.owner, as_owner=True)
+        workers: list[Staff] = []
+        if rule.worker is not None:
+            worker = resolver.resolve(rule.worker, as_owner=False)
+            if worker is not None and worker is not owner:
+                workers.append(worker)
+        for person in (owner, *workers):
+            if person is not None:
+                person.last_assigned_at = now
+        status = rule.status or Status.new
+        if status == Status.awaiting_approval:
+            resolver.reasons.append("no engineering work until the account manager signs off "
+                                    "a costed estimate")
+        return Assignment(owner, status, rule.name, workers, resolver.reasons)
+    resolver.reasons.append("no rule matched")
+    owner = resolver.triage_owner()
+    if owner is not None:
+        owner.last_assigned_at = now
+    return Assignment(owner, Status.new, None, [], resolver.reasons)

@@ -8,12 +8,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from desk.inbox.message import ParsedMessage
 from desk.models import Client, ClientDomain, Contact, Staff, Tier
+from desk.routing.classify_phrases import DEFAULT_URGENT_PHRASES
 
 # The tier's default priority (DOMAIN.md: SLA tiers high, hosting-only lowest).
 TIER_PRIORITY: dict[str, str] = {
@@ -26,19 +28,6 @@ TIER_PRIORITY: dict[str, str] = {
 }
 UNKNOWN_PRIORITY = "P3"
 
-# Messages reporting an outage or serious loss of function are P1 whatever the tier.
-DEFAULT_URGENT_PHRASES: tuple[str, ...] = (
-    "site down", "site is down", "website down", "website is down", "server down",
-    "server is down", "shop is down", "outage", "500 error", "502 bad gateway",
-    "503 service unavailable", "internal server error", "can't log in", "cannot log in",
-    "can't login", "cannot login", "unable to log in", "not loading", "white screen",
-    "hacked", "data loss", "checkout broken", "payments failing",
-    # de, fr, es, nl
-    "seite down", "nicht erreichbar", "ausfall", "site en panne", "hors service",
-    "caído", "no funciona", "ligt eruit",
-)
-
-
 @dataclass(slots=True)
 class Classification:
     client: Client | None
@@ -48,6 +37,8 @@ class Classification:
     priority: str
     reason: str
     urgent_phrase: str | None = None
+    sla_policy: str | None = None
+    reason_policy: str = ""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -80,12 +71,17 @@ def find_client(session: Session, email: str) -> tuple[Client | None, Contact | 
     return None, None, f"{email} matches no contact or client domain"
 
 
+@lru_cache(maxsize=16)
+def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(p.lower()) for p in sorted(phrases, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+
+
 def urgent_phrase(text: str, phrases: Sequence[str]) -> str | None:
-    lowered = text.lower()
-    for phrase in phrases:
-        if re.search(rf"(?<!\w){re.escape(phrase.lower())}(?!\w)", lowered):
-            return phrase
-    return None
+    if not phrases:
+        return None
+    m = _phrase_pattern(tuple(phrases)).search(text.lower())
+    return m.group(0) if m else None
 
 
 def classify(
@@ -93,11 +89,15 @@ def classify(
     msg: ParsedMessage,
     *,
     urgent_phrases: Sequence[str] = DEFAULT_URGENT_PHRASES,
+    on_behalf_of: str | None = None,
 ) -> Classification:
-    sender = msg.sender.email if msg.sender else ""
+    sender = on_behalf_of or (msg.sender.email if msg.sender else "")
     staff = session.scalar(select(Staff).where(Staff.email == sender)) if sender else None
     client, contact, reason = find_client(session, sender) if sender else (None, None, "no sender")
     tier = client.tier if client else None
+    # The tier's SLA policy unless the client has its own (set with --sla-policy).
+    override = (client.settings or {}).get("sla_policy") if client else None
+    sla_policy = override or tier
     priority = TIER_PRIORITY.get(tier, UNKNOWN_PRIORITY) if tier else UNKNOWN_PRIORITY
     prio_reason = f"{'tier ' + tier if tier else 'unknown sender'} default {priority}"
     # Only the top of the body: quoted history of an old outage must not re-trigger P1.
@@ -114,4 +114,8 @@ def classify(
         priority=priority,
         reason=f"{reason}; {prio_reason}",
         urgent_phrase=phrase,
+        sla_policy=sla_policy,
+        reason_policy=(f"SLA policy {sla_policy} (client override)" if override
+                       else f"SLA policy {sla_policy} (tier default)" if tier else
+                       "no SLA policy (unknown sender)"),
     )

@@ -93,3 +93,16 @@ def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_shipped_example_config_is_valid() -> None:
     s = load_settings(Path(__file__).resolve().parents[2] / "config" / "desk.toml")
     assert s.mailbox.source == "maildir" and s.smtp.transport == "maildir"
+
+
+def test_bad_routing_rule_is_refused_at_start_naming_the_rule(tmp_path: Path) -> None:
+    path = tmp_path / "desk.toml"
+    path.write_text(toml({k: v for k, v in GOOD.items() if k != "mailbox"} | {
+        "intake": {"lmtp": {"listen": "127.0.0.1:2424"}}}) + (
+        "\n[[routing.rules]]\nname = \"hosting to the CEO\"\n"
+        "match = { tier = [\"hosting\"] }\nowner = \"ceo\"\n"))
+    proc = subprocess.run([sys.executable, "-m", "desk", "--config", str(path), "check-config"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "routing.rules.0 ('hosting to the CEO').owner" in proc.stderr, proc.stderr
+    assert "'ceo' is not a client role" in proc.stderr
