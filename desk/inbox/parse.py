@@ -608,6 +608,9 @@ class _TextExtractor(HTMLParser):
         self._pending = 0  # line breaks owed before the next text
         self._prefix = ""  # list bullet owed at the start of the next line
         self._pre = 0
+        # <blockquote> depth: quoted lines get "> " like a mail program's plain-text view,
+        # so reply parsing can tell quoted history from what the person wrote.
+        self._quote = 0
 
     def _block(self, breaks: int) -> None:
         self._pending = max(self._pending, breaks)
@@ -629,6 +632,9 @@ class _TextExtractor(HTMLParser):
             self._out.append(" ")
         if tag == "pre":
             self._pre += 1
+        if tag == "blockquote":
+            self._quote += 1
+            self._block(1)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP_TAGS:
@@ -640,6 +646,9 @@ class _TextExtractor(HTMLParser):
             self._block(1)
         if tag == "pre" and self._pre:
             self._pre -= 1
+        if tag == "blockquote" and self._quote:
+            self._quote -= 1
+            self._block(1)
 
     def handle_data(self, data: str) -> None:
         if self._skip:
@@ -651,10 +660,12 @@ class _TextExtractor(HTMLParser):
             data = data.lstrip(" ")
         if not data or (not self._out and not data.strip()):
             return
+        line_start = not self._out or bool(self._pending)
         if self._pending and self._out:
             self._out.append("\n" * self._pending)
         self._pending = 0
-        self._out.append(self._prefix + data)
+        quote = "> " * self._quote if line_start else ""
+        self._out.append(quote + self._prefix + data)
         self._prefix = ""
 
     def text(self) -> str:
