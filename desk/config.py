@@ -27,6 +27,22 @@ from desk.routing.rules import DEFAULT_RULES, Rule, validate_order
 
 DEFAULT_CONFIG_PATH = Path("config/desk.toml")
 
+DEFAULT_RECOMMENDATIONS: list[dict[str, Any]] = [
+    {"phrases": ["hacked", "malware", "spam", "security", "password"],
+     "tip": "Turn on two-factor authentication for every admin account; it stops most "
+            "break-ins before they start."},
+    {"phrases": ["down", "500", "error", "outage", "not loading", "slow"],
+     "tip": "Uptime monitoring tells us about an outage before your customers do; ask us to "
+            "add it if your plan does not include it yet."},
+    {"phrases": ["plugin", "update", "wordpress", "theme"],
+     "tip": "Keeping WordPress core and plugins up to date closes most security holes; a "
+            "monthly maintenance window keeps that painless."},
+    {"phrases": ["backup", "restore", "lost", "deleted"],
+     "tip": "Daily off-site backups mean anything lost can be restored within hours."},
+    {"phrases": ["email", "mail", "newsletter"],
+     "tip": "SPF and DKIM records on your domain keep your emails out of spam folders."},
+]
+
 
 class ConfigError(Exception):
     """A configuration problem, phrased for the admin who has to fix it."""
@@ -197,6 +213,32 @@ class RoutingSection(_Section):
         return self
 
 
+class ConversationSection(_Section):
+    # A client reply to a resolved ticket reopens it within this many days; later (or
+    # to a closed ticket) it opens a new ticket linked to the old one.
+    reopen_days: int = Field(default=14, ge=0)
+
+
+class SecuritySection(_Section):
+    # Staff commands count only when the agency's own receiving server (named by its
+    # authserv-id) reports dkim=pass or spf=pass for the sender's domain.
+    require_authenticated_staff: bool = False
+    trusted_authserv_id: str | None = None
+
+    @model_validator(mode="after")
+    def _needs_id(self) -> SecuritySection:
+        if self.require_authenticated_staff and not self.trusted_authserv_id:
+            raise ValueError("require_authenticated_staff = true needs trusted_authserv_id "
+                             "(the authserv-id your receiving mail server writes)")
+        return self
+
+
+class Recommendation(_Section):
+    phrases: list[str] = Field(min_length=1)
+    tip: str = Field(min_length=1)
+    link: str | None = None
+
+
 class Settings(_Section):
     desk: DeskSection
     # Optional when [intake.lmtp] is set: a mail server can push instead of us pulling.
@@ -205,6 +247,11 @@ class Settings(_Section):
     intake: IntakeSection = IntakeSection()
     acknowledgements: AckSection = AckSection()
     routing: RoutingSection = RoutingSection()
+    conversation: ConversationSection = ConversationSection()
+    security: SecuritySection = SecuritySection()
+    # Phrase -> tip table for the "Recommend" part of acknowledgements; first match wins.
+    recommendations: list[Recommendation] = Field(
+        default_factory=lambda: [Recommendation(**r) for r in DEFAULT_RECOMMENDATIONS])
     # Directory the config was loaded from: template overrides live in its templates/.
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
 

@@ -358,10 +358,33 @@ class Outbox(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Held replies (junior engineers): who wrote it; approval requests point at the held row.
+    author_staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff.id", name="fk_outbox_author_staff_id_staff"))
+    approval_of_id: Mapped[int | None] = mapped_column(Integer, index=True)
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claimed_until: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class TimeEntry(Base):
+    """Time spent on a ticket (``#time 1h30m`` or ``desk time add``)."""
+
+    __tablename__ = "time_entries"
+    __table_args__ = (Index("ix_time_entries_ticket", "ticket_id"),
+                      Index("ix_time_entries_client_at", "client_id", "at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    # Denormalised so monthly retainer sums need no join.
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    minutes: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(10), default="spent")  # spent | planned
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(20), default="email")
 
 
 class Quarantine(Base):

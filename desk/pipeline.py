@@ -16,10 +16,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from desk.config import Settings
+from desk.conversation import handle_client_reply, handle_staff_reply, needs_new_ticket
 from desk.inbox.message import Address, ParsedMessage
 from desk.inbox.screening import auto_reply_blockers, is_bounce
-from desk.models import Client, Contact, Message, Status, Ticket
+from desk.models import Client, Contact, Message, Ticket
 from desk.outbound.acknowledge import queue_acknowledgement, rate_cap_reason
+from desk.outbound.notices import notify_staff
 from desk.routing.assign import assign
 from desk.routing.classify import Classification, classify
 from desk.routing.forward import original_sender
@@ -59,6 +61,12 @@ def process(
     classification = classify(session, msg, urgent_phrases=phrases)
     match = _thread(session, msg, settings)
 
+    if match.ticket is not None and classification.staff is None and (
+            why := needs_new_ticket(match.ticket, settings, now)):
+        old = match.ticket
+        match = ThreadMatch(None, "new", f"reply to #{old.ref}, but {why}: a new ticket, linked")
+        match.linked = old  # type: ignore[attr-defined]
+
     if match.ticket is None:
         requester = msg.sender
         if classification.staff is not None and (original := original_sender(msg)):
@@ -70,7 +78,7 @@ def process(
             classification.notes.append(f"forwarded by staff {forwarder} on behalf of "
                                         f"{original.email}")
         return _open_ticket(session, msg, requester, settings, classification, match, blockers,
-                            now, source, raw_id)
+                            now, source, raw_id, linked=getattr(match, "linked", None))
     return _append(session, msg, settings, classification, match, blockers, now, source, raw_id)
 
 
@@ -103,6 +111,7 @@ def _open_ticket(
     now: datetime,
     source: str,
     raw_id: int | None,
+    linked: Ticket | None = None,
 ) -> Outcome:
     client_tz = ZoneInfo(
         (classification.client.timezone if classification.client else None)
@@ -128,8 +137,11 @@ def _open_ticket(
     )
     session.add(ticket)
     session.flush()  # the ticket's id is its reference, needed for the ack below
-    record_inbound(session, ticket, msg, now=now, source=source, raw_id=raw_id,
-                   auto_generated=bool(blockers))
+    inbound = record_inbound(session, ticket, msg, now=now, source=source, raw_id=raw_id,
+                             auto_generated=bool(blockers))
+    if linked is not None:
+        ticket.linked_ticket_id = linked.id
+        add_event(session, linked, "linked", f"a later reply opened #{ticket.ref}", at=now)
     if classification.client is not None:
         _add_ccs(session, ticket, msg, classification.client, settings)
     add_event(session, ticket, "classified",
@@ -159,6 +171,9 @@ def _open_ticket(
         acked = True
         add_event(session, ticket, "acknowledged", f"acknowledgement queued to {requester.email}",
                   at=now)
+    if not blockers:
+        session.flush()
+        notify_staff(session, settings, ticket, inbound, now, kind="new")
     return Outcome(ticket.id, True, acked)
 
 
@@ -175,20 +190,22 @@ def _append(
 ) -> Outcome:
     ticket = match.ticket
     assert ticket is not None and msg.sender is not None
-    record_inbound(session, ticket, msg, now=now, source=source, raw_id=raw_id,
-                   auto_generated=bool(blockers))
+    inbound = record_inbound(session, ticket, msg, now=now, source=source, raw_id=raw_id,
+                             auto_generated=bool(blockers))
+    session.flush()
     _record_refusals(session, match, now)
     add_event(session, ticket, "threaded", f"{msg.sender.email}: {match.detail}", at=now,
               data={"how": match.how})
-    if ticket.client is not None:
-        _add_ccs(session, ticket, msg, ticket.client, settings)
     if match.how == "bounce":
         _mark_bouncing(session, ticket, msg, now)
-    elif not blockers and msg.sender.email == ticket.requester_email:
-        ticket.last_client_message_at = now
-        if ticket.status == Status.waiting:
-            ticket.status = Status.open
-            add_event(session, ticket, "status", "waiting -> open: the client replied", at=now)
+        return Outcome(ticket.id, False, False)
+    staff = classification.staff
+    if staff is not None and staff.email != ticket.requester_email:
+        handle_staff_reply(session, ticket, msg, inbound, staff, settings, now)
+        return Outcome(ticket.id, False, False)
+    if ticket.client is not None:
+        _add_ccs(session, ticket, msg, ticket.client, settings)
+    handle_client_reply(session, ticket, msg, inbound, settings, now, bool(blockers))
     return Outcome(ticket.id, False, False)
 
 

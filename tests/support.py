@@ -172,6 +172,15 @@ class DeskEnv:
         path.write_bytes(raw)
         return path
 
+    def sent_to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.sent()
+                if address in [a.addr_spec for a in m["To"].addresses]]
+
+    def client_mail(self) -> list[EmailMessage]:
+        """What clients received: everything not addressed to agency staff."""
+        return [m for m in self.sent()
+                if not m["To"].addresses[0].addr_spec.endswith("@agency.test")]
+
     def sent(self) -> list[EmailMessage]:
         new = self.root / "sent" / "new"
         if not new.exists():
@@ -299,3 +308,13 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def to_clients(mails: list[Any]) -> list[Any]:
+    """Captured mails addressed to clients (staff notices go to @agency.test)."""
+    return [m for m in mails if not all(r.endswith("@agency.test") for r in m.rcpt_tos)]
+
+
+def wait_for_client_mail(capture: Any, count: int, timeout: float = 10.0) -> list[Any]:
+    return wait_until(lambda: (found := to_clients(capture.messages())) and
+                      len(found) >= count and found, timeout=timeout)

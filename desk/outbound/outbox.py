@@ -48,8 +48,9 @@ def enqueue(
         created_at=now,
     )
     session.add(row)
-    if ticket is not None:
-        # Stored as a ticket message too: replies to it thread by In-Reply-To.
+    if ticket is not None and status != OutboxStatus.held:
+        # Stored as a ticket message too: replies to it thread by In-Reply-To. A held
+        # reply joins the conversation only when it is approved and sent.
         session.add(
             Message(
                 ticket_id=ticket.id,
@@ -68,7 +69,8 @@ def enqueue(
                 created_at=now,
             )
         )
-        ticket.message_count = (ticket.message_count or 0) + 1
+        if not internal:  # the count is the conversation the client sees
+            ticket.message_count = (ticket.message_count or 0) + 1
     return row
 
 

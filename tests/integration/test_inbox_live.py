@@ -19,6 +19,8 @@ from tests.support import (
     imap_mailbox,
     make_mail,
     smtp_to,
+    to_clients,
+    wait_for_client_mail,
     wait_until,
 )
 
@@ -41,7 +43,7 @@ def test_idle_turns_new_mail_into_an_ack_within_two_seconds(env: DeskEnv, imap: 
         for i in range(3):
             start = time.monotonic()
             imap.append(SUPPORT_USER, make_mail(subject=f"Live {i}"))
-            smtp_capture.wait_for(i + 1, timeout=5)
+            wait_for_client_mail(smtp_capture, i + 1, timeout=5)
             assert time.monotonic() - start < 2.0
     finally:
         assert daemon.stop() == 0
@@ -54,19 +56,20 @@ def test_server_restart_mid_idle_loses_and_repeats_nothing(env: DeskEnv, imap: D
     daemon = DaemonProcess(env)
     try:
         imap.append(SUPPORT_USER, make_mail(subject="Before restart"))
-        smtp_capture.wait_for(1, timeout=5)
+        wait_for_client_mail(smtp_capture, 1, timeout=5)
         imap.stop()
         time.sleep(1.0)  # the daemon notices and backs off
         imap.start()
         imap.append(SUPPORT_USER, make_mail(subject="While it was reconnecting"))
         imap.append(SUPPORT_USER, make_mail(subject="After restart"))
-        smtp_capture.wait_for(3, timeout=20)
+        wait_for_client_mail(smtp_capture, 3, timeout=20)
         time.sleep(1.0)  # any duplicate would show up now
     finally:
         assert daemon.stop() == 0
     assert sorted(t["subject"] for t in env.tickets()) == [
         "After restart", "Before restart", "While it was reconnecting"]
-    assert len(smtp_capture.messages()) == 3
+    assert len(to_clients(smtp_capture.messages())) == 3
+    assert len(smtp_capture.messages()) == 6  # and one notice each to the owner
     assert "IMAP connection lost" in daemon.output()
 
 
@@ -80,7 +83,7 @@ def test_uidvalidity_reset_resyncs_without_duplicates(env: DeskEnv, imap: Doveco
     out = env.desk("run", "--once").stdout
     assert "1 new tickets" in out and "3 duplicates" in out
     assert len(env.tickets()) == 4
-    assert len(smtp_capture.wait_for(4)) == 4
+    assert len(wait_for_client_mail(smtp_capture, 4)) == 4
 
 
 def test_processed_folder_moves_mail_after_commit(tmp_path: Path, imap: Dovecot,
@@ -117,11 +120,11 @@ def test_lmtp_intake_end_to_end(tmp_path: Path, smtp_capture: SmtpCapture) -> No
             again = make_mail(subject="Second via LMTP", message_id="<fixed@client.test>")
             lmtp.sendmail("client@client.test", ["support@agency.test"], again)
             lmtp.sendmail("client@client.test", ["support@agency.test"], again)
-        smtp_capture.wait_for(2, timeout=5)
+        wait_for_client_mail(smtp_capture, 2, timeout=5)
     finally:
         assert daemon.stop() == 0
     assert len(env.tickets()) == 2
-    assert len(smtp_capture.messages()) == 2
+    assert len(to_clients(smtp_capture.messages())) == 2
     env.close()
 
 
@@ -141,7 +144,7 @@ def test_lmtp_answers_4xx_while_the_database_is_locked(tmp_path: Path,
         with smtplib.LMTP("127.0.0.1", port, timeout=10) as lmtp:
             assert lmtp.sendmail("client@client.test", ["support@agency.test"],
                                  make_mail(message_id="<retry@client.test>")) == {}
-        smtp_capture.wait_for(1, timeout=5)
+        wait_for_client_mail(smtp_capture, 1, timeout=5)
     finally:
         lock.close()
         assert daemon.stop() == 0
@@ -220,7 +223,8 @@ def test_sigterm_finishes_in_flight_work_and_exits_zero(env: DeskEnv, imap: Dove
     # Whatever was committed was acknowledged at the source; the rest is picked up next time.
     env.desk("run", "--once")
     assert len(env.tickets()) == 30
-    assert len({m.msg["Message-ID"] for m in smtp_capture.messages()}) == 10  # rate cap: 1 sender
+    acks = to_clients(smtp_capture.messages())
+    assert len({m.msg["Message-ID"] for m in acks}) == len(acks) == 10  # rate cap: 1 sender
 
 
 def test_polling_when_idle_is_off(tmp_path: Path, imap: Dovecot,
@@ -230,7 +234,7 @@ def test_polling_when_idle_is_off(tmp_path: Path, imap: Dovecot,
     daemon = DaemonProcess(env)
     try:
         imap.append(SUPPORT_USER, make_mail(subject="Polled"))
-        smtp_capture.wait_for(1, timeout=5)
+        wait_for_client_mail(smtp_capture, 1, timeout=5)
     finally:
         assert daemon.stop() == 0
     import re

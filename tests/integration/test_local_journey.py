@@ -28,7 +28,7 @@ def test_new_mail_becomes_one_ticket_with_one_acknowledgement(env: DeskEnv) -> N
     assert t["requester"] == "client@client.test" and t["assignee"] == "paul@agency.test"
     assert t["message_count"] == 2  # the client's mail and our acknowledgement
 
-    [ack] = env.sent()
+    [ack] = env.client_mail()
     assert ack["To"].addresses[0].addr_spec == "client@client.test"
     assert ack["Subject"] == f"[#{t['ref']}] Contact form broken"
     assert ack["In-Reply-To"] == "<first@client.test>"
@@ -40,25 +40,33 @@ def test_new_mail_becomes_one_ticket_with_one_acknowledgement(env: DeskEnv) -> N
     assert f"#{t['ref']}" in body and "Paul Porter" in body and "1 business hour" in body
 
     detail = env.ticket(t["ref"])
-    [out_msg] = [m for m in detail["messages"] if m["direction"] == "out"]
+    [out_msg] = [m for m in detail["messages"] if m["direction"] == "out" and not m["internal"]]
     assert f"<{out_msg['message_id']}>" == ack["Message-ID"]  # our Message-ID is stored
+    # The owner got a notice with the facts and a Reply-To that threads into the ticket.
+    [notice] = env.sent_to("paul@agency.test")
+    assert notice["Reply-To"] == ack["Reply-To"]
+    assert notice["Auto-Submitted"] == "auto-generated"
+    text = notice.get_body(("plain",)).get_content()
+    assert "Client Co" in text and "support_sla" in text and "#note" in text
     kinds = [e["kind"] for e in detail["events"]]
     assert kinds[:4] == ["classified", "threaded", "assigned", "acknowledged"]
 
     # A second run finds nothing new and sends nothing.
     assert "ingested 0" in env.desk("run", "--once").stdout
-    assert len(env.tickets()) == 1 and len(env.sent()) == 1
+    assert len(env.tickets()) == 1 and len(env.client_mail()) == 1
 
 
 def test_reply_to_the_acknowledgement_threads_into_the_same_ticket(env: DeskEnv) -> None:
     env.drop(make_mail())
     env.desk("run", "--once")
-    [ack] = env.sent()
+    [ack] = env.client_mail()
     env.drop(reply_to(ack, sender="Carol Client <client@client.test>", body="Here is more."))
     env.desk("run", "--once")
     [t] = env.tickets()
     assert t["message_count"] == 3
-    assert len(env.sent()) == 1  # replies to an open ticket are not acknowledged again
+    assert len(env.client_mail()) == 1  # replies to an open ticket are not acknowledged again
+    # ...but the owner hears about it.
+    assert len(env.sent_to("paul@agency.test")) == 2
     detail = env.ticket(t["ref"])
     assert "Here is more." in detail["messages"][-1]["body_text"]
 
@@ -69,7 +77,7 @@ def test_same_message_id_twice_is_processed_once(env: DeskEnv) -> None:
     env.drop(raw, "b")
     out = env.desk("run", "--once").stdout
     assert "1 duplicates" in out
-    assert len(env.tickets()) == 1 and len(env.sent()) == 1
+    assert len(env.tickets()) == 1 and len(env.client_mail()) == 1
 
 
 def test_processed_files_move_to_cur_only_after_commit(env: DeskEnv) -> None:
@@ -110,7 +118,7 @@ def test_quarantine_retry_processes_once_the_cause_is_fixed(tmp_path: Path) -> N
     assert capped.desk_json("quarantine", "list") == []
     assert [e["status"] for e in capped.desk_json("quarantine", "list", "--all")] == ["retried"]
     capped.desk("run", "--once")
-    assert len(capped.tickets()) == 1 and len(capped.sent()) == 1
+    assert len(capped.tickets()) == 1 and len(capped.client_mail()) == 1
     # Retrying again is refused: it is no longer held.
     assert capped.desk("quarantine", "retry", str(q["id"]), check=False).returncode == 1
     capped.close()
@@ -134,7 +142,7 @@ def test_acknowledgements_are_rate_capped_per_sender(env: DeskEnv) -> None:
     env.drop(make_mail(subject="Question number 0"))  # same subject again
     env.desk("run", "--once")
     assert len(env.tickets()) == 13
-    assert len(env.sent()) == 10  # default cap: 10 per sender per 3 hours
+    assert len(env.client_mail()) == 10  # default cap: 10 per sender per 3 hours
 
 
 def test_unknown_sender_goes_to_triage(env: DeskEnv) -> None:
@@ -143,7 +151,7 @@ def test_unknown_sender_goes_to_triage(env: DeskEnv) -> None:
     [t] = env.tickets()
     assert t["client"] is None and t["tier"] is None and t["assignee"] == "alice@agency.test"
     assert "unknown sender" in " ".join(e["detail"] for e in env.ticket(t["ref"])["events"])
-    [ack] = env.sent()
+    [ack] = env.client_mail()
     assert "account manager" in ack.get_body(("plain",)).get_content()
 
 
@@ -177,7 +185,7 @@ def test_init_is_safe_to_run_twice(env: DeskEnv) -> None:
 def test_bounce_joins_the_ticket_of_the_mail_that_bounced(env: DeskEnv) -> None:
     env.drop(make_mail(sender="client@client.test"))
     env.desk("run", "--once")
-    [ack] = env.sent()
+    [ack] = env.client_mail()
     dsn = (
         "From: Mail Delivery System <MAILER-DAEMON@mx.client.test>\r\n"
         "To: support@agency.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
@@ -196,7 +204,7 @@ def test_bounce_joins_the_ticket_of_the_mail_that_bounced(env: DeskEnv) -> None:
     [t] = env.tickets()  # no new ticket for the bounce
     events = env.ticket(t["ref"])["events"]
     assert any(e["kind"] == "bounce" and "client@client.test" in e["detail"] for e in events)
-    assert len(env.sent()) == 1  # and certainly no reply to MAILER-DAEMON
+    assert len(env.client_mail()) == 1  # and certainly no reply to MAILER-DAEMON
     with env.session() as s:
         from sqlalchemy import select
 

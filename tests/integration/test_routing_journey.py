@@ -67,7 +67,7 @@ def test_staff_forward_opens_the_ticket_for_the_client(env: DeskEnv) -> None:
     assert t["subject"] == "Checkout broken"
     classified = env.ticket(t["ref"])["events"][0]["detail"]
     assert "forwarded by staff sam@agency.test on behalf of client@client.test" in classified
-    [ack] = env.sent()
+    [ack] = env.client_mail()
     assert ack["To"].addresses[0].addr_spec == "client@client.test"
 
 
