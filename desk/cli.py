@@ -177,6 +177,9 @@ def client_add(c: Ctx, name: str, tier: str, domains: tuple[str, ...], contacts:
                hours_per_month: float | None, timezone: str | None,
                sla_policy: str | None) -> None:
     """Add a client, or update it if NAME exists."""
+    if sla_policy and not c.settings.sla.known_policy(sla_policy):
+        fail(f"unknown SLA policy {sla_policy!r}: define [sla.policies.{sla_policy}] first",
+             code=2)
     spec = ClientSpec(name, tier, domains, contacts, account_manager, project_manager, backup,
                       hours_per_month, timezone, sla_policy)
     try:
@@ -409,6 +412,101 @@ def route(c: Ctx, sender: str, subject: str, body: str, cc: tuple[str, ...],
     click.echo("Why:")
     for e in data["events"]:
         click.echo(f"  {e['kind']:<16} {e['detail']}")
+
+
+@tickets.command("set")
+@click.argument("ref")
+@click.option("--status", type=click.Choice(["open", "waiting", "resolved", "closed"]))
+@click.option("--priority", type=click.Choice(["P1", "P2", "P3", "P4"]))
+@click.option("--owner", metavar="EMAIL", help="New owner (a junior joins as a worker).")
+@click.option("--eta", metavar="YYYY-MM-DD")
+@pass_ctx
+def tickets_set(c: Ctx, ref: str, status: str | None, priority: str | None,
+                owner: str | None, eta: str | None) -> None:
+    """Change a ticket as an admin (recorded on the ticket like an email command)."""
+    from desk.actions import Actor, Refused, assign_to, set_eta, set_priority, set_status
+    from desk.sla.deadlines import recompute
+
+    now = utcnow()
+    actor = Actor(None, "admin (CLI)")
+    with c.session() as s:
+        t = get_ticket(s, ref)
+        if t is None:
+            fail(f"no ticket {ref}")
+        try:
+            for value, action in ((status, set_status), (priority, set_priority),
+                                  (owner, assign_to), (eta, set_eta)):
+                if value:
+                    click.echo(action(s, t, actor, value, now))
+        except Refused as exc:
+            fail(str(exc), code=2)
+        recompute(t, c.settings, now)
+
+
+@main.command()
+@click.argument("held_id", type=int)
+@click.option("--by", "approver", metavar="EMAIL", help="Record who approved (staff address).")
+@pass_ctx
+def approve(c: Ctx, held_id: int, approver: str | None) -> None:
+    """Send a junior engineer's held reply to the client, unchanged."""
+    from desk.actions import Actor, Refused
+    from desk.conversation import approve_held
+    from desk.models import Outbox
+    from desk.sla.deadlines import recompute
+
+    now = utcnow()
+    with c.session() as s:
+        held = s.get(Outbox, held_id)
+        if held is None:
+            fail(f"no held reply {held_id}")
+        person = s.scalar(select(Staff).where(Staff.email == approver.lower())) if approver \
+            else None
+        if approver and person is None:
+            fail(f"{approver} is not on the staff list", code=2)
+        actor = Actor(person, person.email if person else "admin (CLI)")
+        try:
+            click.echo(approve_held(s, c.settings, held, actor, now))
+        except Refused as exc:
+            fail(str(exc), code=2)
+        ticket = get_ticket(s, str(held.ticket_id))
+        if ticket is not None:
+            recompute(ticket, c.settings, now)
+    click.echo("it goes out with the next delivery round (`desk run` sends it at once)")
+
+
+@main.group()
+def templates() -> None:
+    """Mail templates (override any in config/templates/)."""
+
+
+@templates.command("preview")
+@click.argument("name")
+@click.option("--ticket", "ref", metavar="REF", help="Use this ticket's real data.")
+@click.option("--html", is_flag=True, help="Render the HTML version.")
+@pass_ctx
+def templates_preview(c: Ctx, name: str, ref: str | None, html: bool) -> None:
+    """Render a template, e.g. `desk templates preview ack_support_sla`."""
+    from desk.preview import PreviewError, preview
+
+    try:
+        click.echo(preview(session_factory(c.engine), c.settings, name, ref,
+                           "html" if html else "txt"), nl=False)
+    except PreviewError as exc:
+        fail(str(exc))
+    except Exception as exc:  # TemplateNotFound and friends: one clear line
+        fail(f"cannot render {name}: {type(exc).__name__}: {exc}")
+
+
+@templates.command("list")
+@pass_ctx
+def templates_list(c: Ctx) -> None:
+    """List the templates and where each comes from."""
+    from importlib.resources import files
+
+    override = c.settings.template_override_dir
+    for entry in sorted(p.name for p in files("desk").joinpath("templates").iterdir()):
+        mine = override / entry
+        click.echo(f"{entry:<28} {'overridden by ' + str(mine) if mine.exists() else 'built in'}")
 
 
 # -- quarantine --------------------------------------------------------------------

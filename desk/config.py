@@ -24,6 +24,7 @@ from pydantic import (
 
 from desk.routing.classify_phrases import DEFAULT_URGENT_PHRASES
 from desk.routing.rules import DEFAULT_RULES, Rule, validate_order
+from desk.sla.settings import SlaSection
 
 DEFAULT_CONFIG_PATH = Path("config/desk.toml")
 
@@ -248,6 +249,7 @@ class Settings(_Section):
     acknowledgements: AckSection = AckSection()
     routing: RoutingSection = RoutingSection()
     conversation: ConversationSection = ConversationSection()
+    sla: SlaSection = SlaSection()
     security: SecuritySection = SecuritySection()
     # Phrase -> tip table for the "Recommend" part of acknowledgements; first match wins.
     recommendations: list[Recommendation] = Field(

@@ -181,6 +181,12 @@ class Ticket(Base):
     next_update_due: Mapped[datetime | None] = mapped_column()
     resolution_due: Mapped[datetime | None] = mapped_column()
     next_clock_at: Mapped[datetime | None] = mapped_column()
+    # The SLA policy in force (tier default or the client's override) and pauses while
+    # the ticket waits on the customer, in business minutes.
+    sla_policy: Mapped[str | None] = mapped_column(String(60))
+    paused_since: Mapped[datetime | None] = mapped_column()
+    paused_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    resumed_at: Mapped[datetime | None] = mapped_column()
     message_count: Mapped[int] = mapped_column(Integer, default=0)
 
     client: Mapped[Client | None] = relationship()

@@ -27,6 +27,7 @@ from desk.routing.classify import Classification, classify
 from desk.routing.forward import original_sender
 from desk.routing.subject import base_subject
 from desk.routing.thread import ThreadMatch, find_thread
+from desk.sla.deadlines import recompute
 from desk.tickets import add_event, add_participant, record_inbound
 
 
@@ -64,8 +65,8 @@ def process(
     if match.ticket is not None and classification.staff is None and (
             why := needs_new_ticket(match.ticket, settings, now)):
         old = match.ticket
-        match = ThreadMatch(None, "new", f"reply to #{old.ref}, but {why}: a new ticket, linked")
-        match.linked = old  # type: ignore[attr-defined]
+        match = ThreadMatch(None, "new", f"reply to #{old.ref}, but {why}: a new ticket, linked",
+                            linked=old)
 
     if match.ticket is None:
         requester = msg.sender
@@ -78,7 +79,7 @@ def process(
             classification.notes.append(f"forwarded by staff {forwarder} on behalf of "
                                         f"{original.email}")
         return _open_ticket(session, msg, requester, settings, classification, match, blockers,
-                            now, source, raw_id, linked=getattr(match, "linked", None))
+                            now, source, raw_id, linked=match.linked)
     return _append(session, msg, settings, classification, match, blockers, now, source, raw_id)
 
 
@@ -134,6 +135,8 @@ def _open_ticket(
         created_at=now,
         updated_at=now,
         last_client_message_at=now,
+        sla_policy=classification.sla_policy or ("triage" if classification.client is None
+                                                 else None),
     )
     session.add(ticket)
     session.flush()  # the ticket's id is its reference, needed for the ack below
@@ -161,6 +164,7 @@ def _open_ticket(
               at=now, data={"owner": owner, "workers": workers, "rule": assignment.rule})
     for defect in msg.defects:
         add_event(session, ticket, "parse_note", defect, at=now)
+    recompute(ticket, settings, now)
 
     acked = False
     reason = "; ".join(blockers) if blockers else rate_cap_reason(
@@ -202,10 +206,11 @@ def _append(
     staff = classification.staff
     if staff is not None and staff.email != ticket.requester_email:
         handle_staff_reply(session, ticket, msg, inbound, staff, settings, now)
-        return Outcome(ticket.id, False, False)
-    if ticket.client is not None:
-        _add_ccs(session, ticket, msg, ticket.client, settings)
-    handle_client_reply(session, ticket, msg, inbound, settings, now, bool(blockers))
+    else:
+        if ticket.client is not None:
+            _add_ccs(session, ticket, msg, ticket.client, settings)
+        handle_client_reply(session, ticket, msg, inbound, settings, now, bool(blockers))
+    recompute(ticket, settings, now)
     return Outcome(ticket.id, False, False)
 
 

@@ -253,6 +253,12 @@ class ImapSource:
                 self.close()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 60.0)
+            except Exception as exc:  # never let intake die quietly: log, back off, go on
+                log.exception("%s: unexpected error, reconnecting", self.key)
+                incident = incident or f"unexpected {type(exc).__name__}"
+                self.close()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 60.0)
         self.close()
         try:
             self.release_lease()

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 import desk.models
-
 ${imports if imports else ""}
+
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
 branch_labels = ${repr(branch_labels)}

@@ -1,22 +1,31 @@
-"""The immediate acknowledgement of a new ticket ("we've seen it"), with rate caps."""
+"""The immediate acknowledgement of a new ticket, in the Recommend/Reassure/Explain voice:
+the reference, who is on it, when the client will hear from a person (a real time in
+their zone, from their SLA and business hours), what their plan covers, and one tip."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from desk.config import Settings
+from desk.config import Recommendation, Settings
 from desk.inbox.message import Address, ParsedMessage
 from desk.models import Outbox, Ticket
-from desk.outbound.compose import build_mail, new_message_id, to_bytes
-from desk.outbound.outbox import enqueue
-from desk.outbound.render import render_first
+from desk.outbound.messages import Thread, queue_mail
 from desk.routing.classify import Classification
 from desk.routing.subject import base_subject, tagged
-from desk.routing.tokens import token_address
-from desk.sla.policy import promise_for
+from desk.sla.deadlines import targets_for
+
+# Said about each tier when no tip from the phrase table fits.
+TIER_TIPS = {
+    "hosting": "A maintenance plan covers small changes like this without a separate "
+               "sign-off each time; your account manager can tell you what it would cost.",
+    "post_project": "A support package gives you agreed response times and keeps the site "
+                    "up to date; your account manager can suggest one that fits.",
+}
 
 
 def rate_cap_reason(
@@ -39,24 +48,58 @@ def rate_cap_reason(
     return None
 
 
-def ack_context(
-    settings: Settings, ticket: Ticket, classification: Classification, requester: Address
-) -> dict[str, object]:
-    promise = promise_for(classification.tier)
+def when_text(due: datetime, tz: str, now: datetime) -> str:
+    """'by 11:30 today', 'by 09:30 tomorrow', 'by 11:30 on Tuesday 1 December'."""
+    zone = ZoneInfo(tz)
+    local, today = due.astimezone(zone), now.astimezone(zone).date()
+    clock = local.strftime("%H:%M")
+    if local.date() == today:
+        return f"by {clock} today"
+    if local.date() == today + timedelta(days=1):
+        return f"by {clock} tomorrow"
+    return f"by {clock} on {local.strftime('%A')} {local.day} {local.strftime('%B')}"
+
+
+def recommendation(recommendations: list[Recommendation], tier: str | None,
+                   text: str) -> dict[str, str | None] | None:
+    lowered = text.lower()
+    for rec in recommendations:
+        if any(p.lower() in lowered for p in rec.phrases):
+            return {"tip": rec.tip, "link": rec.link}
+    if tier in TIER_TIPS:
+        return {"tip": TIER_TIPS[tier], "link": None}
+    return None
+
+
+def ack_context(session: Session, settings: Settings, ticket: Ticket, requester: Address,
+                msg: ParsedMessage | None, now: datetime) -> dict[str, Any]:
+    client = ticket.client
+    tz = (client.timezone if client else None) or settings.desk.timezone
+    targets = targets_for(settings, ticket)
+    policy = settings.sla.policy(ticket.sla_policy)
+    first = targets.first_response if targets else None
+    if ticket.first_response_due is not None:
+        when = when_text(ticket.first_response_due, tz, now) + ", your time"
+    else:
+        when = (policy.courtesy if policy and policy.courtesy else "as soon as we can")
     owner = ticket.owner
+    text = f"{msg.subject}\n{msg.text_body[:4000]}" if msg else ticket.subject
     return {
         "desk_name": settings.desk.name,
         "ref": ticket.ref,
         "subject": base_subject(ticket.subject),
-        "requester_name": requester.name.split()[0] if requester.name.strip() else "",
-        "client_name": classification.client.name if classification.client else None,
-        "tier": classification.tier,
+        "first_name": requester.name.split()[0] if requester.name.strip() else "",
+        "client_name": client.name if client else None,
+        "tier": ticket.tier,
         "priority": ticket.priority,
         "urgent": ticket.priority == "P1",
         "owner_name": owner.name if owner else None,
-        "first_response": promise.first_response,
-        "covers": promise.covers,
+        "workers": [w.name for w in ticket.workers],
+        "when": when,
+        "target": first,
         "status": ticket.status,
+        "hours_per_month": client.hours_per_month if client else None,
+        "recommendation": recommendation(settings.recommendations, ticket.tier, text),
     }
 
 
@@ -69,32 +112,10 @@ def queue_acknowledgement(
     requester: Address,
     now: datetime,
 ) -> Outbox | None:
-    ctx = ack_context(settings, ticket, classification, requester)
-    tier = classification.tier or "unknown"
-    _, text = render_first(
-        [f"ack_{tier}.txt.j2", "ack.txt.j2"], ctx, settings.template_override_dir
-    )
-    mail = build_mail(
-        from_addr=Address(settings.desk.name, settings.desk.address),
-        to=[requester],
-        subject=tagged(ticket.subject, ticket.ref),
-        text=text,
-        message_id=new_message_id(settings.desk.domain, f"desk.{ticket.ref}.ack"),
-        date=now,
-        reply_to=token_address(settings.desk.address, settings.desk.secret, ticket.ref),
-        in_reply_to=msg.message_id,
-        references=[*msg.references, msg.message_id],
-        loop_value=settings.desk.address,
-    )
-    return enqueue(
-        session,
-        ticket=ticket,
-        kind="ack",
-        event_key=f"ack:ticket:{ticket.id}",
-        mail=mail,
-        raw=to_bytes(mail),
-        mail_from=settings.desk.address,
-        recipients=[requester.email],
-        now=now,
-        body_text=text,
+    context = ack_context(session, settings, ticket, requester, msg, now)
+    return queue_mail(
+        session, settings, ticket=ticket, kind="ack", event_key=f"ack:ticket:{ticket.id}",
+        to=[requester], subject=tagged(ticket.subject, ticket.ref),
+        template=f"ack_{ticket.tier or 'unknown'}", context=context, now=now,
+        thread=Thread(msg.message_id, [*msg.references, msg.message_id]),
     )

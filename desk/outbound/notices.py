@@ -76,7 +76,7 @@ def ticket_facts(session: Session, settings: Settings, ticket: Ticket,
     return facts
 
 
-def _assignment_reason(session: Session, ticket: Ticket) -> str:
+def assignment_reason(session: Session, ticket: Ticket) -> str:
     event = session.scalar(select(Event).where(Event.ticket_id == ticket.id,
                                                Event.kind == "assigned")
                            .order_by(Event.id.desc()).limit(1))
@@ -100,7 +100,7 @@ def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: 
             "message": reply_text(inbound.body_text) if kind == "reply" else inbound.body_text,
             "facts": facts,
             "role": "owner" if person is ticket.owner else "worker",
-            "reason": _assignment_reason(session, ticket),
+            "reason": assignment_reason(session, ticket),
             "commands": COMMANDS,
             "desk_name": settings.desk.name,
         }

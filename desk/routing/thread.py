@@ -26,6 +26,8 @@ class ThreadMatch:
     detail: str
     # Refused attempts to write into a ticket: (ticket, why), recorded as events.
     refused: list[tuple[Ticket, str]] = field(default_factory=list)
+    # A reply to a closed (or long-resolved) ticket opens a new one linked to it.
+    linked: Ticket | None = None
 
 
 def _by_ref(session: Session, ref: str) -> Ticket | None:

@@ -62,7 +62,11 @@ def test_server_restart_mid_idle_loses_and_repeats_nothing(env: DeskEnv, imap: D
         imap.start()
         imap.append(SUPPORT_USER, make_mail(subject="While it was reconnecting"))
         imap.append(SUPPORT_USER, make_mail(subject="After restart"))
-        wait_for_client_mail(smtp_capture, 3, timeout=20)
+        try:
+            wait_for_client_mail(smtp_capture, 3, timeout=30)
+        except AssertionError:
+            log = [line for line in daemon.output().splitlines() if "imaplib" not in line]
+            raise AssertionError("\n".join(log[-40:])) from None
         time.sleep(1.0)  # any duplicate would show up now
     finally:
         assert daemon.stop() == 0
