@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, NoReturn
 
 import click
@@ -132,15 +132,30 @@ def check_config(c: Ctx) -> None:
 @click.option("--once", is_flag=True, help="Process everything pending, deliver, then exit.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning"]))
 @click.option("--log-format", default="text", type=click.Choice(["text", "json"]))
+@click.option("--now", "fixed_now", metavar="ISO-TIME",
+              help="Pretend it is this time (with --once): rehearse what the clock would do.")
 @pass_ctx
-def run(c: Ctx, once: bool, log_level: str, log_format: str) -> None:
+def run(c: Ctx, once: bool, log_level: str, log_format: str, fixed_now: str | None) -> None:
     """Run the desk: ingest mail, answer, deliver (until SIGTERM, or --once)."""
     from desk.daemon import Daemon, SchemaOutOfDate
 
     setup_logging(log_level, log_format)
     settings = c.settings
+    clock = utcnow
+    if fixed_now:
+        if not once:
+            fail("--now only makes sense with --once", code=2)
+        try:
+            pinned = datetime.fromisoformat(fixed_now.replace("Z", "+00:00"))
+        except ValueError:
+            fail(f"--now {fixed_now!r} is not an ISO date-time", code=2)
+        if pinned.tzinfo is None:
+            pinned = pinned.replace(tzinfo=UTC)
+
+        def clock() -> datetime:
+            return pinned
     try:
-        daemon = Daemon(settings, engine=c.engine)
+        daemon = Daemon(settings, engine=c.engine, clock=clock)
     except SchemaOutOfDate as exc:
         fail(str(exc), code=2)
     if once:
@@ -425,7 +440,8 @@ def tickets_set(c: Ctx, ref: str, status: str | None, priority: str | None,
                 owner: str | None, eta: str | None) -> None:
     """Change a ticket as an admin (recorded on the ticket like an email command)."""
     from desk.actions import Actor, Refused, assign_to, set_eta, set_priority, set_status
-    from desk.sla.deadlines import recompute
+    from desk.conversation import notify_new_people
+    from desk.sla.clock import refresh
 
     now = utcnow()
     actor = Actor(None, "admin (CLI)")
@@ -433,6 +449,7 @@ def tickets_set(c: Ctx, ref: str, status: str | None, priority: str | None,
         t = get_ticket(s, ref)
         if t is None:
             fail(f"no ticket {ref}")
+        before = {p.id for p in (t.owner, *t.workers) if p is not None}
         try:
             for value, action in ((status, set_status), (priority, set_priority),
                                   (owner, assign_to), (eta, set_eta)):
@@ -440,7 +457,9 @@ def tickets_set(c: Ctx, ref: str, status: str | None, priority: str | None,
                     click.echo(action(s, t, actor, value, now))
         except Refused as exc:
             fail(str(exc), code=2)
-        recompute(t, c.settings, now)
+        refresh(t, c.settings, now)
+        s.flush()
+        notify_new_people(s, c.settings, t, before, None, now)
 
 
 @main.command()
@@ -452,7 +471,7 @@ def approve(c: Ctx, held_id: int, approver: str | None) -> None:
     from desk.actions import Actor, Refused
     from desk.conversation import approve_held
     from desk.models import Outbox
-    from desk.sla.deadlines import recompute
+    from desk.sla.clock import refresh
 
     now = utcnow()
     with c.session() as s:
@@ -470,7 +489,7 @@ def approve(c: Ctx, held_id: int, approver: str | None) -> None:
             fail(str(exc), code=2)
         ticket = get_ticket(s, str(held.ticket_id))
         if ticket is not None:
-            recompute(ticket, c.settings, now)
+            refresh(ticket, c.settings, now)
     click.echo("it goes out with the next delivery round (`desk run` sends it at once)")
 
 
@@ -507,6 +526,52 @@ def templates_list(c: Ctx) -> None:
     for entry in sorted(p.name for p in files("desk").joinpath("templates").iterdir()):
         mine = override / entry
         click.echo(f"{entry:<28} {'overridden by ' + str(mine) if mine.exists() else 'built in'}")
+
+
+@main.group()
+def sla() -> None:
+    """Where every promise stands."""
+
+
+@sla.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def sla_status_cmd(c: Ctx, as_json: bool) -> None:
+    """Open tickets with time left, at risk and breached, per client."""
+    from desk.sla.report import sla_status
+
+    with c.session() as s:
+        data = sla_status(s, c.settings, utcnow())
+    if as_json:
+        emit_json(data)
+        return
+    marks = {"breached": "BREACHED", "at_risk": "at risk", "ok": "ok"}
+    for r in data["tickets"]:
+        left = (f"{r['minutes_left']} min left" if r["minutes_left"] is not None
+                and r["minutes_left"] >= 0 else
+                f"{-r['minutes_left']} min late" if r["minutes_left"] is not None else "")
+        click.echo(f"#{r['ref']:<5} {marks.get(r['state'], r['state']):<9} {r['priority']} "
+                   f"{(r['client'] or '-')[:18]:<18} {(r['deadline'] or '').replace('_', ' '):<15}"
+                   f" {left:<16} {r['subject'][:40]}")
+    click.echo("\nPer client:")
+    for name, s in sorted(data["clients"].items()):
+        click.echo(f"  {name:<28} open {s['open']}, ok {s['ok']}, at risk {s['at_risk']}, "
+                   f"breached {s['breached']}")
+
+
+@sla.command("explain")
+@click.argument("ref")
+@pass_ctx
+def sla_explain_cmd(c: Ctx, ref: str) -> None:
+    """The calendar, pauses and arithmetic behind each deadline of a ticket."""
+    from desk.sla.report import sla_explain
+
+    with c.session() as s:
+        t = get_ticket(s, ref)
+        if t is None:
+            fail(f"no ticket {ref}")
+        for line in sla_explain(t, c.settings, utcnow()):
+            click.echo(line)
 
 
 # -- quarantine --------------------------------------------------------------------

@@ -57,6 +57,7 @@ def handle_staff_reply(
         return result
 
     names = [c.name for c in parsed.commands]
+    people_before = {p.id for p in (ticket.owner, *ticket.workers) if p is not None}
     done: list[str] = []
     refusals: list[str] = []
     savepoint = session.begin_nested()
@@ -79,6 +80,7 @@ def handle_staff_reply(
         return result
     savepoint.commit()
     result.notes = done
+    notify_new_people(session, settings, ticket, people_before, staff, now)
 
     if "note" in names:
         text = parsed.body or next((c.arg for c in parsed.commands if c.name == "note"), "")
@@ -93,6 +95,20 @@ def handle_staff_reply(
     notices.queue_relay(session, settings, ticket, staff, inbound, parsed.body, now)
     result.relayed = True
     return result
+
+
+def notify_new_people(session: Session, settings: Settings, ticket: Ticket,
+                      before: set[int], by: Staff | None, now: datetime) -> None:
+    """Whoever was just given the ticket hears about it (not the person who took it)."""
+    new = [p for p in (ticket.owner, *ticket.workers)
+           if p is not None and p.id not in before and p is not by]
+    if not new:
+        return
+    first = session.scalar(select(Message).where(Message.ticket_id == ticket.id,
+                                                 Message.direction == "in")
+                           .order_by(Message.id).limit(1))
+    if first is not None:
+        notices.notify_staff(session, settings, ticket, first, now, kind="assigned", only=new)
 
 
 def _decide(session: Session, ticket: Ticket, actor: Actor, msg: ParsedMessage, what: str,

@@ -24,7 +24,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config import Settings
-from desk.db import current_revision, head_revision, make_engine, session_factory, transaction
+from desk.db import (
+    current_revision,
+    head_revision,
+    is_transient,
+    make_engine,
+    session_factory,
+    transaction,
+)
 from desk.inbox.imap_source import ImapSource, LeaseHeld
 from desk.inbox.ingest import Ingestor, IngestResult, TransientError
 from desk.inbox.lmtp_source import start_lmtp
@@ -32,10 +39,12 @@ from desk.inbox.maildir_source import MaildirSource
 from desk.models import Worker, utcnow
 from desk.outbound.sender import Sender, SendReport
 from desk.outbound.transport import make_transport
+from desk.sla.clock import Clock, ClockReport
 
 log = logging.getLogger("desk.daemon")
 
 SENDER_IDLE_SECONDS = 5.0
+CLOCK_SECONDS = 30.0
 MAILDIR_POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 30.0
 
@@ -52,6 +61,7 @@ class RunSummary:
     quarantined: int = 0
     sent: int = 0
     send_failures: int = 0
+    clock: ClockReport = field(default_factory=ClockReport)
     errors: list[str] = field(default_factory=list)
 
     def add_ingest(self, results: list[IngestResult]) -> None:
@@ -69,9 +79,11 @@ class RunSummary:
         self.send_failures += report.failed
 
     def line(self) -> str:
+        c = self.clock
         return (f"ingested {self.ingested} ({self.new_tickets} new tickets, {self.duplicates} "
-                f"duplicates, {self.quarantined} quarantined); sent {self.sent}, "
-                f"{self.send_failures} failed")
+                f"duplicates, {self.quarantined} quarantined); clock: {c.warnings} warnings, "
+                f"{c.escalations} escalations, {c.nudges} nudges, {c.eta_warnings} ETA warnings"
+                f"; sent {self.sent}, {self.send_failures} failed")
 
 
 def check_schema(engine: Engine) -> None:
@@ -103,6 +115,7 @@ class Daemon:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.source = self._make_source()
+        self.clock_task = Clock(self.factory, settings, clock)
         self.sender = Sender(
             self.factory, make_transport(settings.smtp), worker_id=self.worker_id, clock=clock,
             retry_for=timedelta(hours=settings.smtp.retry_for_hours),
@@ -153,6 +166,12 @@ class Daemon:
         finally:
             if isinstance(self.source, ImapSource):
                 await asyncio.to_thread(self._close_source)
+        try:
+            summary.clock = await asyncio.to_thread(self.clock_task.tick)
+        except Exception as exc:  # a clock failure must not stop delivery of what is queued
+            if not is_transient(exc):
+                log.exception("clock tick failed")
+            summary.errors.append(f"clock: {exc}")
         summary.add_send(await self.sender.deliver_due())
         await self.sender.transport.close()
         self._beat(stopped=True)
@@ -200,6 +219,19 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), SENDER_IDLE_SECONDS)
 
+    async def _clock_loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                report = await asyncio.to_thread(self.clock_task.tick)
+                if report.tickets:
+                    log.info("clock: %d tickets, %d warnings, %d escalations, %d nudges, "
+                             "%d ETA warnings", report.tickets, report.warnings,
+                             report.escalations, report.nudges, report.eta_warnings)
+                    self._notify_sender()
+            except Exception:  # the next tick tries again
+                log.exception("clock tick failed; retrying")
+            await asyncio.sleep(CLOCK_SECONDS)
+
     async def _heartbeat_loop(self) -> None:
         while not self.stop.is_set():
             await asyncio.to_thread(self._beat)
@@ -213,6 +245,7 @@ class Daemon:
         ingest = asyncio.create_task(asyncio.to_thread(self._ingest_thread), name="ingest")
         sender = asyncio.create_task(self._sender_loop(), name="sender")
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        clock_task = asyncio.create_task(self._clock_loop(), name="clock")
         lmtp = None
         if self.settings.intake.lmtp is not None:
             lmtp_cfg = self.settings.intake.lmtp
@@ -230,13 +263,14 @@ class Daemon:
         # The ingest thread finishes the message it holds (a committed message is always
         # acknowledged at the source); the sender finishes the mail it is sending.
         heartbeat.cancel()
+        clock_task.cancel()
         if lmtp is not None:
             lmtp.close()  # new connections refused; a delivery in progress completes
             await lmtp.wait_closed()
         _, late = await asyncio.wait([ingest, sender], timeout=30)
         for t in late:
             t.cancel()  # only after the grace period: queued mail is resent identically
-        await asyncio.gather(sender, heartbeat, stopper, return_exceptions=True)
+        await asyncio.gather(sender, heartbeat, clock_task, stopper, return_exceptions=True)
         await self.sender.transport.close()
         self._beat(stopped=True)
         log.info("desk %s stopped", self.worker_id)

@@ -51,7 +51,8 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
 
 
 class Tier(enum.StrEnum):
@@ -187,6 +188,10 @@ class Ticket(Base):
     paused_since: Mapped[datetime | None] = mapped_column()
     paused_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     resumed_at: Mapped[datetime | None] = mapped_column()
+    # The clock task's memory: actions already handled (warnings, ladder steps, ETA
+    # warnings; keys from desk.sla.schedule) and the time it last looked.
+    clock_done: Mapped[list[str] | None] = mapped_column(JSON)
+    clock_checked_at: Mapped[datetime | None] = mapped_column()
     message_count: Mapped[int] = mapped_column(Integer, default=0)
 
     client: Mapped[Client | None] = relationship()

@@ -27,7 +27,7 @@ from desk.routing.classify import Classification, classify
 from desk.routing.forward import original_sender
 from desk.routing.subject import base_subject
 from desk.routing.thread import ThreadMatch, find_thread
-from desk.sla.deadlines import recompute
+from desk.sla.clock import refresh
 from desk.tickets import add_event, add_participant, record_inbound
 
 
@@ -164,7 +164,7 @@ def _open_ticket(
               at=now, data={"owner": owner, "workers": workers, "rule": assignment.rule})
     for defect in msg.defects:
         add_event(session, ticket, "parse_note", defect, at=now)
-    recompute(ticket, settings, now)
+    refresh(ticket, settings, now)
 
     acked = False
     reason = "; ".join(blockers) if blockers else rate_cap_reason(
@@ -210,7 +210,7 @@ def _append(
         if ticket.client is not None:
             _add_ccs(session, ticket, msg, ticket.client, settings)
         handle_client_reply(session, ticket, msg, inbound, settings, now, bool(blockers))
-    recompute(ticket, settings, now)
+    refresh(ticket, settings, now)
     return Outcome(ticket.id, False, False)
 
 

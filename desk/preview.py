@@ -15,7 +15,7 @@ from desk.models import Client, Message, Staff, Ticket
 from desk.outbound.acknowledge import ack_context
 from desk.outbound.notices import COMMANDS, assignment_reason, ticket_facts
 from desk.outbound.render import render
-from desk.sla.deadlines import recompute
+from desk.sla.clock import refresh
 from desk.tickets import get_ticket
 
 
@@ -38,7 +38,7 @@ def _sample_ticket(session: Session, settings: Settings, tier: str | None,
                     sla_policy=tier or "triage")
     session.add(ticket)
     session.flush()
-    recompute(ticket, settings, now)
+    refresh(ticket, settings, now)
     return ticket
 
 

@@ -84,9 +84,11 @@ def assignment_reason(session: Session, ticket: Ticket) -> str:
 
 
 def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: Message,
-                 now: datetime, *, kind: str) -> int:
-    """Tell the owner and workers about a new ticket or a client's reply."""
-    people = [p for p in (ticket.owner, *ticket.workers) if p is not None and p.active]
+                 now: datetime, *, kind: str, only: list[Staff] | None = None) -> int:
+    """Tell the owner and workers about a new ticket, a client's reply, or (``only`` the
+    people newly given it) an assignment."""
+    people = [p for p in (only if only is not None else (ticket.owner, *ticket.workers))
+              if p is not None and p.active]
     sent = 0
     facts = ticket_facts(session, settings, ticket, now)
     for person in dict.fromkeys(people):
@@ -104,10 +106,14 @@ def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: 
             "commands": COMMANDS,
             "desk_name": settings.desk.name,
         }
-        what = "New ticket" if kind == "new" else "Client replied"
+        what = {"new": "New ticket", "reply": "Client replied",
+                "assigned": "Assigned to you"}[kind]
         row = queue_mail(
             session, settings, ticket=ticket, kind=f"notice_{kind}",
-            event_key=f"notice:{kind}:{inbound.id}:{person.id}", to=[staff_address(person)],
+            # An assignment can happen again later (reassigned back): key it by time too.
+            event_key=f"notice:{kind}:{inbound.id}:{person.id}"
+                      + (f":{now.isoformat()}" if kind == "assigned" else ""),
+            to=[staff_address(person)],
             subject=f"{what}: {tagged(ticket.subject, ticket.ref)} ({ticket.priority}"
                     f"{', ' + facts['client'] if facts['client'] else ''})",
             template="notice", context=context, now=now, internal=True,

@@ -289,3 +289,14 @@ def test_agency_template_override(env: DeskEnv) -> None:
     assert body(ack).startswith("Custom hello for #1.")
     out = env.desk("templates", "preview", "ack_support_sla").stdout
     assert out.startswith("Custom hello for #")
+
+
+def test_new_owner_is_told_about_an_assignment(env: DeskEnv) -> None:
+    t, notice = open_ticket(env)
+    staff_reply(env, notice, "paul@agency.test", "#assign ben@agency.test")
+    [told] = env.sent_to("ben@agency.test")
+    assert told["Subject"].startswith("Assigned to you") and "is now yours" in body(told)
+    env.desk("tickets", "set", t["ref"], "--owner", "alice@agency.test")
+    env.desk("run", "--once")  # the CLI queues; the daemon delivers
+    assert [m["Subject"][:15] for m in env.sent_to("alice@agency.test")] == ["Assigned to you"]
+    assert len(env.sent_to("paul@agency.test")) == 1  # the one who assigned: no notice

@@ -37,7 +37,7 @@ def test_new_mail_becomes_one_ticket_with_one_acknowledgement(env: DeskEnv) -> N
     assert ack["Message-ID"].endswith("@agency.test>")
     assert ack["Reply-To"].addresses[0].addr_spec.startswith(f"support+{t['ref']}.")
     body = ack.get_body(("plain",)).get_content()
-    assert f"#{t['ref']}" in body and "Paul Porter" in body and "1 business hour" in body
+    assert f"#{t['ref']}" in body and "Paul Porter" in body and "your time" in body
 
     detail = env.ticket(t["ref"])
     [out_msg] = [m for m in detail["messages"] if m["direction"] == "out" and not m["internal"]]
