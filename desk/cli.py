@@ -186,17 +186,21 @@ def client() -> None:
 @click.option("--timezone", metavar="TZ", help="IANA zone, e.g. Europe/London.")
 @click.option("--sla-policy", metavar="NAME",
               help="Use this SLA policy instead of the tier's default.")
+@click.option("--calendar", metavar="NAME",
+              help="Business calendar from [sla.calendars.NAME] (default: the agency's).")
 @pass_ctx
 def client_add(c: Ctx, name: str, tier: str, domains: tuple[str, ...], contacts: tuple[str, ...],
                account_manager: str | None, project_manager: str | None, backup: str | None,
                hours_per_month: float | None, timezone: str | None,
-               sla_policy: str | None) -> None:
+               sla_policy: str | None, calendar: str | None) -> None:
     """Add a client, or update it if NAME exists."""
+    if calendar and calendar not in c.settings.sla.calendars:
+        fail(f"unknown calendar {calendar!r}: define [sla.calendars.{calendar}] first", code=2)
     if sla_policy and not c.settings.sla.known_policy(sla_policy):
         fail(f"unknown SLA policy {sla_policy!r}: define [sla.policies.{sla_policy}] first",
              code=2)
     spec = ClientSpec(name, tier, domains, contacts, account_manager, project_manager, backup,
-                      hours_per_month, timezone, sla_policy)
+                      hours_per_month, timezone, sla_policy, calendar)
     try:
         with c.session() as s:
             cl, changes = upsert_client(s, spec)

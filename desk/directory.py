@@ -51,6 +51,7 @@ class ClientSpec:
     hours_per_month: float | None = None
     timezone: str | None = None
     sla_policy: str | None = None
+    calendar: str | None = None
 
     def validate(self) -> None:
         if not self.name.strip():
@@ -88,10 +89,11 @@ def upsert_client(session: Session, spec: ClientSpec) -> tuple[Client, list[str]
             if client.id is not None:
                 changes.append(f"{key}: {getattr(client, key)} -> {value}")
             setattr(client, key, value)
-    if spec.sla_policy and (client.settings or {}).get("sla_policy") != spec.sla_policy:
-        # A new dict: SQLAlchemy JSON columns only notice replaced values.
-        client.settings = {**(client.settings or {}), "sla_policy": spec.sla_policy}
-        changes.append(f"SLA policy -> {spec.sla_policy}")
+    for key, value in (("sla_policy", spec.sla_policy), ("calendar", spec.calendar)):
+        if value and (client.settings or {}).get(key) != value:
+            # A new dict: SQLAlchemy JSON columns only notice replaced values.
+            client.settings = {**(client.settings or {}), key: value}
+            changes.append(f"{key.replace('_', ' ')} -> {value}")
     for raw in spec.domains:
         d = _domain(raw)
         owner = session.get(ClientDomain, d)
@@ -125,6 +127,7 @@ def client_dict(c: Client) -> dict[str, Any]:
         "hours_per_month": c.hours_per_month,
         "timezone": c.timezone,
         "sla_policy": (c.settings or {}).get("sla_policy") or c.tier,
+        "calendar": (c.settings or {}).get("calendar") or "default",
     }
 
 

@@ -81,10 +81,10 @@ class DeskEnv:
     # -- running desk ---------------------------------------------------------------
     def desk(self, *args: str, check: bool = True, timeout: float = 120,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """Run a desk command. `run` always gets its own process, as in production; the
-        quick admin commands run in-process through click's runner (same code, no
-        interpreter start-up per call)."""
-        if args and args[0] != "run" and env is None:
+        """Run a desk command in-process through click's runner (same code, no interpreter
+        start-up per call). A long-running `desk run` gets its own process, as in
+        production: see DaemonProcess."""
+        if env is None and (args[:1] != ("run",) or "--once" in args):
             return self._in_process(args, check)
         proc = subprocess.run(
             [*DESK, "--config", str(self.config), *args],

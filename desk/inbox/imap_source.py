@@ -74,8 +74,9 @@ class ImapSource:
     def connect(self) -> IMAPClient:
         s = self.s
         context = ssl.create_default_context() if s.tls else None
+        # A short timeout: a server that accepts but never greets must not stall recovery.
         client = IMAPClient(s.host, port=s.effective_port, ssl=s.tls, ssl_context=context,
-                            timeout=30)
+                            timeout=15)
         client.login(s.username, s.resolved_password())
         # Keepalive probes notice a peer that vanished without closing the connection.
         client.socket().setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -247,18 +248,18 @@ class ImapSource:
             except TransientError as exc:
                 incident = _once(incident, f"database unavailable ({exc})", self.key)
                 stop.wait(backoff)
-                backoff = min(backoff * 2, 60.0)
+                backoff = min(backoff * 2, 30.0)
             except ConnectionErrors as exc:
                 incident = _once(incident, f"IMAP connection lost ({exc})", self.key)
                 self.close()
                 stop.wait(backoff)
-                backoff = min(backoff * 2, 60.0)
+                backoff = min(backoff * 2, 30.0)
             except Exception as exc:  # never let intake die quietly: log, back off, go on
                 log.exception("%s: unexpected error, reconnecting", self.key)
                 incident = incident or f"unexpected {type(exc).__name__}"
                 self.close()
                 stop.wait(backoff)
-                backoff = min(backoff * 2, 60.0)
+                backoff = min(backoff * 2, 30.0)
         self.close()
         try:
             self.release_lease()

@@ -18,7 +18,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 @lru_cache(maxsize=8)
 def environment(override_dir: str | None) -> ImmutableSandboxedEnvironment:
     loaders: list[Any] = []
-    if override_dir and Path(override_dir).is_dir():
+    if override_dir:
+        # Always consulted (even if the folder appears only later): an agency can add an
+        # override to a running desk.
         loaders.append(FileSystemLoader(override_dir))
     loaders.append(PackageLoader("desk", "templates"))
     env = ImmutableSandboxedEnvironment(

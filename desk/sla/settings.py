@@ -141,9 +141,17 @@ class SlaSection(_Model):
         lambda cls, v: _duration(v))
 
     def policy(self, name: str | None) -> PolicySpec | None:
+        """The configured policy, cell by cell over the built-in one of the same name: a
+        config that sets only P3 keeps the defaults for P1, P2 and P4."""
         if name is None:
             return None
-        return self.policies.get(name) or DEFAULT_POLICIES.get(name)
+        mine, default = self.policies.get(name), DEFAULT_POLICIES.get(name)
+        if mine is None or default is None:
+            return mine or default
+        merged = default.model_dump()
+        merged.update({k: getattr(mine, k) for k in mine.model_fields_set})
+        return PolicySpec.model_validate(
+            {k: (v.model_dump() if isinstance(v, Targets) else v) for k, v in merged.items()})
 
     def known_policy(self, name: str) -> bool:
         return name in self.policies or name in DEFAULT_POLICIES

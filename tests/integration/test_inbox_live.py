@@ -63,7 +63,7 @@ def test_server_restart_mid_idle_loses_and_repeats_nothing(env: DeskEnv, imap: D
         imap.append(SUPPORT_USER, make_mail(subject="While it was reconnecting"))
         imap.append(SUPPORT_USER, make_mail(subject="After restart"))
         try:
-            wait_for_client_mail(smtp_capture, 3, timeout=30)
+            wait_for_client_mail(smtp_capture, 3, timeout=45)
         except AssertionError:
             log = [line for line in daemon.output().splitlines() if "imaplib" not in line]
             raise AssertionError("\n".join(log[-40:])) from None
