@@ -45,9 +45,18 @@ def _staff(session: Session, email: str) -> Staff:
     return person
 
 
+def _no_unapproved_engineering(t: Ticket, person: Staff) -> None:
+    """Hosting-only clients: no engineer works a change before the costing is approved."""
+    if (t.tier == "hosting" and t.status == Status.awaiting_approval
+            and person.role in (Role.senior_engineer, Role.junior_engineer)):
+        raise Refused("this hosting-only change waits for the client to approve the account "
+                      "manager's costing: no engineering work before that")
+
+
 def take(session: Session, t: Ticket, actor: Actor, arg: str, now: datetime) -> str:
     actor.require(CLIENT_FACING, "#take")
     assert actor.staff is not None
+    _no_unapproved_engineering(t, actor.staff)
     if t.owner_id == actor.staff.id:
         return f"{actor.label} already owns #{t.ref}"
     before = t.owner.email if t.owner else "nobody"
@@ -62,6 +71,7 @@ def assign_to(session: Session, t: Ticket, actor: Actor, arg: str, now: datetime
     if not arg:
         raise Refused("#assign needs an address: #assign sam@agency.example")
     person = _staff(session, arg)
+    _no_unapproved_engineering(t, person)
     if person.role == Role.junior_engineer:
         # Juniors never face the client: they join as a worker under the current owner.
         if person not in t.workers:

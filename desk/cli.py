@@ -532,6 +532,32 @@ def templates_list(c: Ctx) -> None:
         click.echo(f"{entry:<28} {'overridden by ' + str(mine) if mine.exists() else 'built in'}")
 
 
+@main.command("decisions")
+@click.argument("client_name", metavar="CLIENT")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="From this date on.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text")
+@pass_ctx
+def decisions_cmd(c: Ctx, client_name: str, since: Any, fmt: str) -> None:
+    """A client's decision log: estimates, approvals, declines, scope, priority, owners."""
+    from desk.reports.decisions import as_csv, decisions
+
+    with c.session() as s:
+        client_row = s.scalar(select(Client).where(Client.name == client_name))
+        if client_row is None:
+            fail(f"no client {client_name!r} (see `desk client list`)")
+        rows = decisions(s, client_row, since.replace(tzinfo=UTC) if since else None)
+    if fmt == "json":
+        emit_json(rows)
+    elif fmt == "csv":
+        click.echo(as_csv(rows), nl=False)
+    else:
+        if not rows:
+            click.echo("no decisions recorded")
+        for r in rows:
+            click.echo(f"{r['at'][:16]} #{r['ticket']:<5} {r['kind']:<19} {r['who']:<26} "
+                       f"{r['detail']}")
+
+
 @main.group()
 def sla() -> None:
     """Where every promise stands."""

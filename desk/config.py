@@ -220,6 +220,21 @@ class ConversationSection(_Section):
     reopen_days: int = Field(default=14, ge=0)
 
 
+class ChangeRequestSection(_Section):
+    # An estimate without an answer after this long prompts the owner...
+    remind_after: str = "3 working days"
+    # ...and, when true, the client gets one polite reminder too.
+    remind_client: bool = False
+
+    @field_validator("remind_after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        from desk.sla.calendar import parse_duration
+
+        parse_duration(value)
+        return value
+
+
 class SecuritySection(_Section):
     # Staff commands count only when the agency's own receiving server (named by its
     # authserv-id) reports dkim=pass or spf=pass for the sender's domain.
@@ -250,6 +265,7 @@ class Settings(_Section):
     routing: RoutingSection = RoutingSection()
     conversation: ConversationSection = ConversationSection()
     sla: SlaSection = SlaSection()
+    change_requests: ChangeRequestSection = ChangeRequestSection()
     security: SecuritySection = SecuritySection()
     # Phrase -> tip table for the "Recommend" part of acknowledgements; first match wins.
     recommendations: list[Recommendation] = Field(

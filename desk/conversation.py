@@ -17,6 +17,12 @@ from sqlalchemy.orm import Session
 
 from desk.actions import CLIENT_FACING, Actor, Refused, run_command
 from desk.config import Settings
+from desk.estimates import (
+    create_estimate,
+    handle_decision,
+    pending_estimate,
+    release_held_estimate,
+)
 from desk.inbox.message import ParsedMessage
 from desk.inbox.quotes import reply_text
 from desk.models import Message, Outbox, OutboxStatus, Role, Staff, Status, Ticket
@@ -51,7 +57,7 @@ def handle_staff_reply(
     if parsed.unknown:
         notices.queue_refusal(session, settings, ticket, staff, inbound, now, [
             f"{line}: unknown command (known: #note #take #assign #status #priority #time "
-            "#eta #cc #approve #reject)" for line in parsed.unknown])
+            "#eta #cc #estimate #approve #reject)" for line in parsed.unknown])
         add_event(session, ticket, "command_refused", "; ".join(parsed.unknown), at=now,
                   actor=staff.email)
         return result
@@ -61,11 +67,17 @@ def handle_staff_reply(
     done: list[str] = []
     refusals: list[str] = []
     savepoint = session.begin_nested()
+    body_used = False
     for cmd in parsed.commands:
         try:
             if cmd.name == "note":
                 continue
-            if cmd.name in ("approve", "reject"):
+            if cmd.name == "estimate":
+                # The reply's text explains the estimate: it is not relayed separately.
+                done.append(create_estimate(session, settings, ticket, actor, inbound, cmd.arg,
+                                            parsed.body, now))
+                body_used = True
+            elif cmd.name in ("approve", "reject"):
                 done.append(_decide(session, ticket, actor, msg, cmd.name, cmd.arg, settings,
                                     now))
             else:
@@ -86,7 +98,7 @@ def handle_staff_reply(
         text = parsed.body or next((c.arg for c in parsed.commands if c.name == "note"), "")
         add_event(session, ticket, "note", text or "(empty note)", at=now, actor=staff.email)
         return result
-    if not parsed.body:
+    if not parsed.body or body_used:
         return result
     if staff.role == Role.junior_engineer:
         notices.hold_for_approval(session, settings, ticket, staff, inbound, parsed.body, now)
@@ -121,8 +133,15 @@ def _decide(session: Session, ticket: Ticket, actor: Actor, msg: ParsedMessage, 
     if what == "approve" and ticket.status == Status.awaiting_approval:
         actor.require((Role.account_manager,), "signing off a costing (#approve)")
         ticket.status = Status.open
-        add_event(session, ticket, "approved", f"{actor.label} signed off the costing: "
-                  "engineering work may start", at=now, actor=actor.label)
+        estimate = pending_estimate(session, ticket)
+        detail = f"{actor.label} signed off the costing: engineering work may start"
+        if estimate is not None:
+            # Agreed outside email (a call, a meeting): record it, with the AM's words.
+            estimate.status, estimate.decided_at = "approved", now
+            estimate.decided_by = actor.label
+            estimate.decision_words = reason or "approved by the account manager"
+            detail += f" (estimate {estimate.id}, on the client's behalf: {reason or '-'})"
+        add_event(session, ticket, "costing_signed_off", detail, at=now, actor=actor.label)
         return f"#{ticket.ref} signed off and open"
     raise Refused(f"there is nothing waiting for approval on #{ticket.ref}")
 
@@ -152,6 +171,8 @@ def approve_held(session: Session, settings: Settings, held: Outbox, actor: Acto
     held.status = OutboxStatus.pending  # sent unchanged: the bytes were fixed when written
     held.next_attempt_at = now
     notices.record_relay_message(session, ticket, held, now)
+    if held.kind == "estimate":
+        release_held_estimate(session, ticket, held.id, now, actor.label)
     add_event(session, ticket, "approved", f"{actor.label} approved reply {held.id} by "
               f"{_author(session, held)}; sent to the client unchanged", at=now,
               actor=actor.label)
@@ -199,6 +220,8 @@ def handle_client_reply(
         if ticket.status == Status.waiting:
             ticket.status = Status.open
             add_event(session, ticket, "status", "waiting -> open: the client replied", at=now)
+    if handle_decision(session, settings, ticket, msg, inbound, now):
+        return ticket  # the owner gets the decision itself, not a generic notice
     notices.notify_staff(session, settings, ticket, inbound, now, kind="reply")
     return ticket
 

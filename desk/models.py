@@ -398,6 +398,33 @@ class TimeEntry(Base):
     source: Mapped[str] = mapped_column(String(20), default="email")
 
 
+class Estimate(Base):
+    """A change request's estimate, sent to the client to approve or decline by email.
+    Its decision (who, when, the exact words, the message) is the traceable record."""
+
+    __tablename__ = "estimates"
+    __table_args__ = (Index("ix_estimates_ticket_status", "ticket_id", "status"),
+                      Index("ix_estimates_client", "client_id", "created_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"))
+    minutes: Mapped[int] = mapped_column(Integer)
+    cost: Mapped[str | None] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text, default="")
+    author_staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff.id", name="fk_estimates_author_staff_id_staff"))
+    # held (a junior's, awaiting review) | pending | approved | declined | superseded
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    message_id: Mapped[str | None] = mapped_column(String(998))  # the estimate mail we sent
+    outbox_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column()
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    decision_words: Mapped[str | None] = mapped_column(Text)
+    decision_message_id: Mapped[str | None] = mapped_column(String(998))
+
+
 class Quarantine(Base):
     __tablename__ = "quarantine"
 

@@ -36,6 +36,7 @@ COMMANDS = [
     ("#time 1h30m", "log time spent"),
     ("#eta YYYY-MM-DD", "promise a date"),
     ("#cc EMAIL", "copy a colleague of the client"),
+    ("#estimate 3h [£270] what", "send the client an estimate to approve"),
     ("#approve / #reject REASON", "decide on a held reply or a costing"),
 ]
 
@@ -215,8 +216,13 @@ def hold_for_approval(session: Session, settings: Settings, ticket: Ticket, juni
                       inbound: Message, body: str, now: datetime) -> None:
     held = _queue_client_reply(session, settings, ticket, junior, inbound, body, now,
                                OutboxStatus.held)
-    if held is None:
-        return
+    if held is not None:
+        request_approval(session, settings, ticket, junior, held, body, now)
+
+
+def request_approval(session: Session, settings: Settings, ticket: Ticket, junior: Staff,
+                     held: Outbox, body: str, now: datetime) -> None:
+    """A junior's mail to a client waits: ask the owner (or a PM or senior) to review it."""
     approver = _approver(session, ticket, junior)
     add_event(session, ticket, "held", f"reply {held.id} by junior {junior.email} held for "
               f"approval by {approver.email if approver else 'a senior, PM or AM'}", at=now,

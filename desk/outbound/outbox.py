@@ -71,6 +71,7 @@ def enqueue(
         )
         if not internal:  # the count is the conversation the client sees
             ticket.message_count = (ticket.message_count or 0) + 1
+    session.flush()  # callers link to the row's id (held replies, estimates)
     return row
 
 

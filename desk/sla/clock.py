@@ -30,7 +30,20 @@ from desk.tickets import add_event
 
 log = logging.getLogger("desk.sla")
 
-ONCE_KINDS = ("warn", "breach", "eta_warning")
+ONCE_KINDS = ("warn", "breach", "eta_warning", "estimate_reminder")
+
+
+def _estimate_since(ticket: Ticket) -> datetime | None:
+    from sqlalchemy.orm import object_session
+
+    from desk.models import Estimate
+
+    session = object_session(ticket)
+    if session is None or ticket.status != "awaiting_approval":
+        return None
+    return session.scalar(select(Estimate.created_at).where(
+        Estimate.ticket_id == ticket.id, Estimate.status == "pending")
+        .order_by(Estimate.id.desc()).limit(1))
 
 
 @dataclass(slots=True)
@@ -44,7 +57,7 @@ class ClockReport:
 
 def next_clock_at(ticket: Ticket, settings: Settings, checked: datetime) -> datetime | None:
     done = set(ticket.clock_done or [])
-    times = [a.at for a in schedule(ticket, settings, checked)
+    times = [a.at for a in schedule(ticket, settings, checked, _estimate_since(ticket))
              if a.key not in done and (a.kind in ONCE_KINDS or a.at > checked)]
     return min(times) if times else None
 
@@ -96,7 +109,7 @@ class Clock:
                  report: ClockReport) -> None:
         checked = ticket.clock_checked_at or (ticket.created_at - timedelta(seconds=1))
         done = list(ticket.clock_done or [])
-        actions = schedule(ticket, self.settings, checked)
+        actions = schedule(ticket, self.settings, checked, _estimate_since(ticket))
         for action in actions:
             if action.at > now or action.key in done:
                 continue
@@ -127,6 +140,9 @@ class Clock:
         elif action.kind == "eta_warning":
             self._eta(session, ticket, action, now)
             report.eta_warnings += 1
+        elif action.kind == "estimate_reminder":
+            self._estimate_reminder(session, ticket, action, now)
+            report.nudges += 1
 
     def _local(self, ticket: Ticket, when: datetime | None) -> str:
         if when is None:
@@ -227,6 +243,27 @@ class Clock:
         ticket.last_public_reply_at = now  # the client has heard from us
         add_event(session, ticket, "status_update", f"status update sent to "
                   f"{', '.join(a.email for a in (*to, *cc))}", at=now)
+
+    def _estimate_reminder(self, session: Session, ticket: Ticket, action: Action,
+                           now: datetime) -> None:
+        if ticket.owner is not None:
+            self._mail_staff(session, ticket, ticket.owner, action, "sla_nudge",
+                             "Estimate not answered", now, p1=False, estimate=True,
+                             silent_hours=int((now - ticket.updated_at).total_seconds() // 3600))
+        told = "the owner"
+        if self.settings.change_requests.remind_client:
+            to, cc = client_recipients(session, ticket)
+            queue_mail(session, self.settings, ticket=ticket, kind="estimate_reminder",
+                       event_key=f"{action.key}:client", to=to, cc=cc,
+                       subject=f"Reminder: your approval for {tagged(ticket.subject, ticket.ref)}",
+                       template="estimate_reminder", now=now,
+                       thread=client_thread(session, ticket),
+                       context=self._context(ticket, action, first_name=(
+                           ticket.requester_name.split()[0] if ticket.requester_name else "")))
+            told += " and the client (once)"
+        add_event(session, ticket, "estimate_reminder", f"estimate unanswered for "
+                  f"{self.settings.change_requests.remind_after}: reminded {told}", at=now,
+                  data={"key": action.key})
 
     def _eta(self, session: Session, ticket: Ticket, action: Action, now: datetime) -> None:
         person = self._ladder_person(session, ticket, "project_manager") or ticket.owner

@@ -105,7 +105,8 @@ def _opens_on(calendar: BusinessCalendar, day: object) -> bool:
     return calendar.business_time_between(start, start + timedelta(days=1)) > timedelta(0)
 
 
-def schedule(ticket: Ticket, settings: Settings, after: datetime) -> list[Action]:
+def schedule(ticket: Ticket, settings: Settings, after: datetime,
+             estimate_since: datetime | None = None) -> list[Action]:
     """Every action for this ticket that is due after ``after`` or not yet handled:
     deadline warnings and ladder steps are listed whole (their keys make them once-only),
     repeating nudges and prompts only from ``after`` on."""
@@ -114,6 +115,11 @@ def schedule(ticket: Ticket, settings: Settings, after: datetime) -> list[Action
     targets = targets_for(settings, ticket)
     calendar = calendar_for(settings, ticket, bool(targets and targets.around_the_clock))
     actions = _deadline_actions(ticket, settings, calendar)
+    if ticket.status == Status.awaiting_approval and estimate_since is not None:
+        wait = parse_duration(settings.change_requests.remind_after)
+        stamp = estimate_since.strftime("%Y%m%dT%H%M%S")
+        actions.append(Action(calendar.add(estimate_since, wait),
+                              f"estimate_reminder:{ticket.id}:{stamp}", "estimate_reminder"))
     if ticket.status not in PAUSED:
         actions += _silence_actions(ticket, settings, calendar, after)
         eta = _eta_action(ticket, calendar)
@@ -122,7 +128,3 @@ def schedule(ticket: Ticket, settings: Settings, after: datetime) -> list[Action
     return sorted(actions, key=lambda a: a.at)
 
 
-def next_clock_at(ticket: Ticket, settings: Settings, checked_until: datetime) -> datetime | None:
-    """The earliest action still ahead of what the clock has already handled."""
-    later = [a.at for a in schedule(ticket, settings, checked_until) if a.at > checked_until]
-    return min(later) if later else None
