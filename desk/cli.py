@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NoReturn
 
 import click
@@ -29,16 +29,25 @@ from desk.directory import (
     staff_dict,
     upsert_client,
 )
-from desk.models import Client, Quarantine, Role, Staff, Status, Tier, utcnow
+from desk.models import Client, Quarantine, Role, Staff, Status, Ticket, Tier, utcnow
 from desk.tickets import get_ticket
 from desk.views import list_tickets, quarantine_dict, ticket_detail, ticket_summary
 
 log = logging.getLogger("desk")
 
 
+def parse_now(value: str) -> datetime:
+    try:
+        pinned = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--now {value!r} is not an ISO date-time", code=2)
+    return pinned if pinned.tzinfo else pinned.replace(tzinfo=UTC)
+
+
 class Ctx:
-    def __init__(self, config: str | None) -> None:
+    def __init__(self, config: str | None, fixed_now: str | None = None) -> None:
         self.config_path = config
+        self.fixed_now = parse_now(fixed_now) if fixed_now else None
         self._settings: Settings | None = None
         self._engine: Engine | None = None
 
@@ -57,6 +66,9 @@ class Ctx:
             self._engine = make_engine(self.settings.database_url,
                                        busy_timeout=self.settings.desk.busy_timeout_seconds)
         return self._engine
+
+    def now(self) -> datetime:
+        return self.fixed_now or utcnow()
 
     def close(self) -> None:
         if self._engine is not None:
@@ -98,10 +110,12 @@ pass_ctx = click.make_pass_decorator(Ctx)
 @click.group()
 @click.option("--config", "config", envvar="DESK_CONFIG", metavar="PATH",
               help="Configuration file (default: $DESK_CONFIG, else config/desk.toml).")
+@click.option("--now", "fixed_now", metavar="ISO-TIME",
+              help="Act as if it were this time (rehearsals, back-dated reports, tests).")
 @click.pass_context
-def main(ctx: click.Context, config: str | None) -> None:
+def main(ctx: click.Context, config: str | None, fixed_now: str | None) -> None:
     """desk: an email-driven support desk."""
-    ctx.obj = Ctx(config)
+    ctx.obj = Ctx(config, fixed_now)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -142,15 +156,10 @@ def run(c: Ctx, once: bool, log_level: str, log_format: str, fixed_now: str | No
     setup_logging(log_level, log_format)
     settings = c.settings
     clock = utcnow
-    if fixed_now:
+    pinned = parse_now(fixed_now) if fixed_now else c.fixed_now
+    if pinned is not None:
         if not once:
             fail("--now only makes sense with --once", code=2)
-        try:
-            pinned = datetime.fromisoformat(fixed_now.replace("Z", "+00:00"))
-        except ValueError:
-            fail(f"--now {fixed_now!r} is not an ISO date-time", code=2)
-        if pinned.tzinfo is None:
-            pinned = pinned.replace(tzinfo=UTC)
 
         def clock() -> datetime:
             return pinned
@@ -188,11 +197,14 @@ def client() -> None:
               help="Use this SLA policy instead of the tier's default.")
 @click.option("--calendar", metavar="NAME",
               help="Business calendar from [sla.calendars.NAME] (default: the agency's).")
+@click.option("--report", "report_period", type=click.Choice(["week", "fortnight", "none"]),
+              help="How often the client gets its report (default: [reports] period).")
 @pass_ctx
 def client_add(c: Ctx, name: str, tier: str, domains: tuple[str, ...], contacts: tuple[str, ...],
                account_manager: str | None, project_manager: str | None, backup: str | None,
                hours_per_month: float | None, timezone: str | None,
-               sla_policy: str | None, calendar: str | None) -> None:
+               sla_policy: str | None, calendar: str | None,
+               report_period: str | None) -> None:
     """Add a client, or update it if NAME exists."""
     if calendar and calendar not in c.settings.sla.calendars:
         fail(f"unknown calendar {calendar!r}: define [sla.calendars.{calendar}] first", code=2)
@@ -200,10 +212,10 @@ def client_add(c: Ctx, name: str, tier: str, domains: tuple[str, ...], contacts:
         fail(f"unknown SLA policy {sla_policy!r}: define [sla.policies.{sla_policy}] first",
              code=2)
     spec = ClientSpec(name, tier, domains, contacts, account_manager, project_manager, backup,
-                      hours_per_month, timezone, sla_policy, calendar)
+                      hours_per_month, timezone, sla_policy, calendar, report_period)
     try:
         with c.session() as s:
-            cl, changes = upsert_client(s, spec)
+            cl, changes = upsert_client(s, spec, c.now())
             click.echo(f"client {cl.name}: " + ("; ".join(changes) or "no change"))
     except DirectoryError as exc:
         fail(str(exc), code=2)
@@ -233,7 +245,7 @@ def client_import(c: Ctx, path: str, dry_run: bool, partial: bool) -> None:
     factory = session_factory(c.engine)
     with factory() as s:
         s.begin()
-        report = import_clients(s, text)
+        report = import_clients(s, text, c.now())
         apply = not dry_run and (partial or not report.errors)
         (s.commit if apply else s.rollback)()
     _print_import(report, apply)
@@ -272,7 +284,7 @@ def staff_add(c: Ctx, email: str, name: str, role: str, capacity: int | None) ->
     """Add a staff member, or update them if EMAIL exists."""
     try:
         with c.session() as s:
-            person, created = add_staff(s, email, name, role, capacity)
+            person, created = add_staff(s, email, name, role, capacity, c.now())
             click.echo(f"{'added' if created else 'updated'} {person.email} ({person.role})")
     except DirectoryError as exc:
         fail(str(exc), code=2)
@@ -286,7 +298,7 @@ def staff_import(c: Ctx, path: str) -> None:
     with open(path, encoding="utf-8-sig") as fh:
         text = fh.read()
     with c.session() as s:
-        report = import_staff(s, text)
+        report = import_staff(s, text, c.now())
     _print_import(report, True)
     if report.errors:
         sys.exit(1)
@@ -444,16 +456,17 @@ def tickets_set(c: Ctx, ref: str, status: str | None, priority: str | None,
                 owner: str | None, eta: str | None) -> None:
     """Change a ticket as an admin (recorded on the ticket like an email command)."""
     from desk.actions import Actor, Refused, assign_to, set_eta, set_priority, set_status
-    from desk.conversation import notify_new_people
+    from desk.conversation import after_changes, notify_new_people
     from desk.sla.clock import refresh
 
-    now = utcnow()
+    now = c.now()
     actor = Actor(None, "admin (CLI)")
     with c.session() as s:
         t = get_ticket(s, ref)
         if t is None:
             fail(f"no ticket {ref}")
         before = {p.id for p in (t.owner, *t.workers) if p is not None}
+        status_before = t.status
         try:
             for value, action in ((status, set_status), (priority, set_priority),
                                   (owner, assign_to), (eta, set_eta)):
@@ -464,6 +477,7 @@ def tickets_set(c: Ctx, ref: str, status: str | None, priority: str | None,
         refresh(t, c.settings, now)
         s.flush()
         notify_new_people(s, c.settings, t, before, None, now)
+        after_changes(s, c.settings, t, status_before, False, now)
 
 
 @main.command()
@@ -477,7 +491,7 @@ def approve(c: Ctx, held_id: int, approver: str | None) -> None:
     from desk.models import Outbox
     from desk.sla.clock import refresh
 
-    now = utcnow()
+    now = c.now()
     with c.session() as s:
         held = s.get(Outbox, held_id)
         if held is None:
@@ -532,6 +546,135 @@ def templates_list(c: Ctx) -> None:
         click.echo(f"{entry:<28} {'overridden by ' + str(mine) if mine.exists() else 'built in'}")
 
 
+@main.command("report")
+@click.argument("client_name", metavar="CLIENT")
+@click.option("--period", type=click.Choice(["week", "fortnight"]), default="week")
+@click.option("--format", "fmt", type=click.Choice(["text", "html", "json"]), default="text")
+@click.option("--send", is_flag=True, help="Queue it to the client's contacts now.")
+@pass_ctx
+def report_cmd(c: Ctx, client_name: str, period: str, fmt: str, send: bool) -> None:
+    """A client's report for the period that ends now."""
+    from desk.outbound.render import render
+    from desk.reports.client_report import Period, build_report, chart_png
+    from desk.reports.scheduler import queue_report
+
+    now = c.now()
+    span = Period(period, now - (timedelta(days=14) if period == "fortnight"
+                                 else timedelta(days=7)), now)
+    with c.session() as s:
+        client_row = s.scalar(select(Client).where(Client.name == client_name))
+        if client_row is None:
+            fail(f"no client {client_name!r} (see `desk client list`)")
+        data = build_report(s, c.settings, client_row, span)
+        if send:
+            row = queue_report(s, c.settings, client_row, span, now,
+                               key=f"report:{client_row.id}:manual:{now.isoformat()}")
+            if row is None:
+                fail(f"{client_name} has no contacts to send the report to", code=1)
+            click.echo(f"report queued to {', '.join(row.rcpt_to)} (sent on the next "
+                       "delivery round)", err=True)
+    if fmt == "json":
+        emit_json(data)
+    else:
+        context = {"r": data, "desk_name": c.settings.desk.name,
+                   "chart": chart_png(data) is not None}
+        click.echo(render(f"report.{'html' if fmt == 'html' else 'txt'}.j2", context,
+                          c.settings.template_override_dir), nl=False)
+
+
+@main.command("digest")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--send", is_flag=True, help="Queue it to every account and project manager.")
+@pass_ctx
+def digest_cmd(c: Ctx, fmt: str, send: bool) -> None:
+    """The managers' weekly digest."""
+    from desk.outbound.render import render
+    from desk.reports.digest import build_digest
+    from desk.reports.scheduler import queue_digest
+
+    now = c.now()
+    with c.session() as s:
+        data = build_digest(s, now)
+        if send:
+            click.echo(f"digest queued to {queue_digest(s, c.settings, now)} managers", err=True)
+    if fmt == "json":
+        emit_json(data)
+    else:
+        click.echo(render("digest.txt.j2", {"d": data, "staff_name": "team",
+                                            "desk_name": c.settings.desk.name},
+                          c.settings.template_override_dir), nl=False)
+
+
+@main.group()
+def feedback() -> None:
+    """What clients said when their tickets were resolved."""
+
+
+@feedback.command("list")
+@click.option("--client", "client_name", metavar="CLIENT")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def feedback_list(c: Ctx, client_name: str | None, as_json: bool) -> None:
+    """List feedback, newest last, with the average rating."""
+    from desk.models import Feedback
+
+    with c.session() as s:
+        q = select(Feedback, Ticket.subject, Client.name).join(
+            Ticket, Ticket.id == Feedback.ticket_id).outerjoin(
+            Client, Client.id == Feedback.client_id).order_by(Feedback.id)
+        if client_name:
+            q = q.where(Client.name == client_name)
+        rows = [{"ticket": str(f.ticket_id), "subject": subj, "client": cname,
+                 "resolved": f.resolved, "rating": f.rating, "comment": f.comment,
+                 "from": f.from_addr, "at": f.created_at.isoformat()}
+                for f, subj, cname in s.execute(q)]
+    ratings = [r["rating"] for r in rows if r["rating"] is not None]
+    average = round(sum(ratings) / len(ratings), 1) if ratings else None
+    if as_json:
+        emit_json({"average": average, "count": len(rows), "feedback": rows})
+        return
+    for r in rows:
+        resolved = {True: "yes", False: "no", None: "-"}[r["resolved"]]
+        click.echo(f"{r['at'][:10]} #{r['ticket']:<5} {(r['client'] or '-')[:20]:<20} "
+                   f"resolved {resolved:<3} rating {r['rating'] or '-':<3} "
+                   f"{r['comment'][:50]}")
+    click.echo(f"average rating: {average if average is not None else '-'} "
+               f"({len(ratings)} ratings)")
+
+
+@main.group("time")
+def time_group() -> None:
+    """Time spent on tickets."""
+
+
+@time_group.command("add")
+@click.argument("ref")
+@click.argument("duration")
+@click.option("--staff", "staff_email", required=True, metavar="EMAIL")
+@click.option("--note", default="")
+@pass_ctx
+def time_add(c: Ctx, ref: str, duration: str, staff_email: str, note: str) -> None:
+    """Log time on a ticket, e.g. `desk time add 12 1h30m --staff sam@agency.example`."""
+    from desk.actions import Actor, Refused, log_time
+    from desk.reports.allowance import check_allowance
+
+    now = c.now()
+    with c.session() as s:
+        t = get_ticket(s, ref)
+        if t is None:
+            fail(f"no ticket {ref}")
+        person = s.scalar(select(Staff).where(Staff.email == staff_email.strip().lower()))
+        if person is None:
+            fail(f"{staff_email} is not on the staff list", code=2)
+        try:
+            click.echo(log_time(s, t, Actor(person, person.email),
+                                f"{duration} {note}".strip(), now))
+        except Refused as exc:
+            fail(str(exc), code=2)
+        s.flush()
+        check_allowance(s, c.settings, t, now)
+
+
 @main.command("decisions")
 @click.argument("client_name", metavar="CLIENT")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="From this date on.")
@@ -571,7 +714,7 @@ def sla_status_cmd(c: Ctx, as_json: bool) -> None:
     from desk.sla.report import sla_status
 
     with c.session() as s:
-        data = sla_status(s, c.settings, utcnow())
+        data = sla_status(s, c.settings, c.now())
     if as_json:
         emit_json(data)
         return
@@ -600,7 +743,7 @@ def sla_explain_cmd(c: Ctx, ref: str) -> None:
         t = get_ticket(s, ref)
         if t is None:
             fail(f"no ticket {ref}")
-        for line in sla_explain(t, c.settings, utcnow()):
+        for line in sla_explain(t, c.settings, c.now()):
             click.echo(line)
 
 
@@ -665,7 +808,7 @@ def quarantine_retry(c: Ctx, qid: int) -> None:
     from desk.inbox.ingest import Ingestor
     from desk.pipeline import Unprocessable
 
-    ingestor = Ingestor(session_factory(c.engine), c.settings, utcnow)
+    ingestor = Ingestor(session_factory(c.engine), c.settings, c.now)
     try:
         result = ingestor.retry_quarantined(qid)
     except LookupError as exc:
@@ -688,7 +831,7 @@ def quarantine_drop(c: Ctx, qid: int) -> None:
         if row is None:
             fail(f"no quarantine entry {qid}")
         row.status = "dropped"
-        row.resolved_at = utcnow()
+        row.resolved_at = c.now()
     click.echo(f"quarantine {qid} dropped")
 
 

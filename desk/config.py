@@ -235,6 +235,38 @@ class ChangeRequestSection(_Section):
         return value
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _hhmm(value: str) -> str:
+    hh, sep, mm = value.partition(":")
+    if not (sep and hh.isdigit() and mm.isdigit() and 0 <= int(hh) < 24 and 0 <= int(mm) < 60):
+        raise ValueError(f"{value!r} is not HH:MM")
+    return value
+
+
+class ReportsSection(_Section):
+    # Client reports: every week or fortnight (clients can differ), on this weekday and
+    # local time in the client's zone.
+    period: Literal["week", "fortnight", "none"] = "week"
+    weekday: Weekday = "fri"
+    time: str = "16:00"
+    # The managers' digest, in the agency's zone.
+    digest_weekday: Weekday = "mon"
+    digest_time: str = "08:00"
+    digest: bool = True
+    # Tell the account manager when a client's month reaches these shares of its hours.
+    allowance_alerts: list[float] = Field(default_factory=lambda: [0.8, 1.0])
+
+    _times = field_validator("time", "digest_time")(lambda cls, v: _hhmm(v))
+
+
+class FeedbackSection(_Section):
+    enabled: bool = True
+    # A rating at or below this (or "not resolved") alerts the account manager.
+    low_score: int = Field(default=6, ge=1, le=10)
+
+
 class SecuritySection(_Section):
     # Staff commands count only when the agency's own receiving server (named by its
     # authserv-id) reports dkim=pass or spf=pass for the sender's domain.
@@ -266,6 +298,8 @@ class Settings(_Section):
     conversation: ConversationSection = ConversationSection()
     sla: SlaSection = SlaSection()
     change_requests: ChangeRequestSection = ChangeRequestSection()
+    reports: ReportsSection = ReportsSection()
+    feedback: FeedbackSection = FeedbackSection()
     security: SecuritySection = SecuritySection()
     # Phrase -> tip table for the "Recommend" part of acknowledgements; first match wins.
     recommendations: list[Recommendation] = Field(

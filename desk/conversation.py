@@ -27,6 +27,8 @@ from desk.inbox.message import ParsedMessage
 from desk.inbox.quotes import reply_text
 from desk.models import Message, Outbox, OutboxStatus, Role, Staff, Status, Ticket
 from desk.outbound import notices
+from desk.reports.allowance import check_allowance
+from desk.reports.feedback import answers_feedback_request, record_feedback, request_feedback
 from desk.routing.commands import parse_commands
 from desk.security import staff_mail_authenticated
 from desk.tickets import add_event
@@ -64,6 +66,7 @@ def handle_staff_reply(
 
     names = [c.name for c in parsed.commands]
     people_before = {p.id for p in (ticket.owner, *ticket.workers) if p is not None}
+    status_before = ticket.status
     done: list[str] = []
     refusals: list[str] = []
     savepoint = session.begin_nested()
@@ -93,6 +96,7 @@ def handle_staff_reply(
     savepoint.commit()
     result.notes = done
     notify_new_people(session, settings, ticket, people_before, staff, now)
+    after_changes(session, settings, ticket, status_before, "time" in names, now)
 
     if "note" in names:
         text = parsed.body or next((c.arg for c in parsed.commands if c.name == "note"), "")
@@ -107,6 +111,16 @@ def handle_staff_reply(
     notices.queue_relay(session, settings, ticket, staff, inbound, parsed.body, now)
     result.relayed = True
     return result
+
+
+def after_changes(session: Session, settings: Settings, ticket: Ticket, status_before: str,
+                  time_logged: bool, now: datetime) -> None:
+    """Consequences of staff changes that reach beyond the ticket: the feedback request on
+    resolution, allowance alerts when time was logged."""
+    if time_logged:
+        check_allowance(session, settings, ticket, now)
+    if ticket.status == Status.resolved and status_before != Status.resolved:
+        request_feedback(session, settings, ticket, now)
 
 
 def notify_new_people(session: Session, settings: Settings, ticket: Ticket,
@@ -208,6 +222,10 @@ def handle_client_reply(
     """A client wrote into an existing ticket. Returns the ticket the message belongs to
     (a new linked one when the old is closed or resolved too long ago)."""
     if auto_generated:
+        return ticket
+    if answers_feedback_request(session, ticket, msg):
+        # Feedback never reopens a ticket; a "no, not resolved" alerts the account manager.
+        record_feedback(session, settings, ticket, msg, inbound, now)
         return ticket
     if ticket.status == Status.resolved and ticket.resolved_at and (
             now - ticket.resolved_at <= timedelta(days=settings.conversation.reopen_days)):

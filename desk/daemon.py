@@ -39,6 +39,7 @@ from desk.inbox.maildir_source import MaildirSource
 from desk.models import Worker, utcnow
 from desk.outbound.sender import Sender, SendReport
 from desk.outbound.transport import make_transport
+from desk.reports.scheduler import run_scheduled
 from desk.sla.clock import Clock, ClockReport
 
 log = logging.getLogger("desk.daemon")
@@ -62,6 +63,7 @@ class RunSummary:
     sent: int = 0
     send_failures: int = 0
     clock: ClockReport = field(default_factory=ClockReport)
+    reports: int = 0
     errors: list[str] = field(default_factory=list)
 
     def add_ingest(self, results: list[IngestResult]) -> None:
@@ -83,7 +85,7 @@ class RunSummary:
         return (f"ingested {self.ingested} ({self.new_tickets} new tickets, {self.duplicates} "
                 f"duplicates, {self.quarantined} quarantined); clock: {c.warnings} warnings, "
                 f"{c.escalations} escalations, {c.nudges} nudges, {c.eta_warnings} ETA warnings"
-                f"; sent {self.sent}, {self.send_failures} failed")
+                f"; {self.reports} reports; sent {self.sent}, {self.send_failures} failed")
 
 
 def check_schema(engine: Engine) -> None:
@@ -168,6 +170,8 @@ class Daemon:
                 await asyncio.to_thread(self._close_source)
         try:
             summary.clock = await asyncio.to_thread(self.clock_task.tick)
+            summary.reports = await asyncio.to_thread(
+                run_scheduled, self.factory, self.settings, self.clock())
         except Exception as exc:  # a clock failure must not stop delivery of what is queued
             if not is_transient(exc):
                 log.exception("clock tick failed")
@@ -223,6 +227,11 @@ class Daemon:
         while not self.stop.is_set():
             try:
                 report = await asyncio.to_thread(self.clock_task.tick)
+                reports = await asyncio.to_thread(run_scheduled, self.factory, self.settings,
+                                                  self.clock())
+                if reports:
+                    log.info("scheduled reports: %d queued", reports)
+                    self._notify_sender()
                 if report.tickets:
                     log.info("clock: %d tickets, %d warnings, %d escalations, %d nudges, "
                              "%d ETA warnings", report.tickets, report.warnings,

@@ -10,14 +10,14 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.models import Client, ClientDomain, Contact, Role, Staff, Tier
+from desk.models import Client, ClientDomain, Contact, Role, Staff, Tier, utcnow
 
 
 class DirectoryError(Exception):
@@ -52,6 +52,7 @@ class ClientSpec:
     timezone: str | None = None
     sla_policy: str | None = None
     calendar: str | None = None
+    report_period: str | None = None
 
     def validate(self) -> None:
         if not self.name.strip():
@@ -67,13 +68,14 @@ class ClientSpec:
             raise DirectoryError("hours per month cannot be negative")
 
 
-def upsert_client(session: Session, spec: ClientSpec) -> tuple[Client, list[str]]:
+def upsert_client(session: Session, spec: ClientSpec,
+                  now: datetime | None = None) -> tuple[Client, list[str]]:
     """Create or update a client; returns it and a list of human-readable changes."""
     spec.validate()
     changes: list[str] = []
     client = session.scalar(select(Client).where(Client.name == spec.name.strip()))
     if client is None:
-        client = Client(name=spec.name.strip(), tier=spec.tier)
+        client = Client(name=spec.name.strip(), tier=spec.tier, created_at=now or utcnow())
         session.add(client)
         changes.append(f"new client {spec.name} ({spec.tier})")
     fields: dict[str, Any] = {
@@ -89,7 +91,8 @@ def upsert_client(session: Session, spec: ClientSpec) -> tuple[Client, list[str]
             if client.id is not None:
                 changes.append(f"{key}: {getattr(client, key)} -> {value}")
             setattr(client, key, value)
-    for key, value in (("sla_policy", spec.sla_policy), ("calendar", spec.calendar)):
+    for key, value in (("sla_policy", spec.sla_policy), ("calendar", spec.calendar),
+                       ("report_period", spec.report_period)):
         if value and (client.settings or {}).get(key) != value:
             # A new dict: SQLAlchemy JSON columns only notice replaced values.
             client.settings = {**(client.settings or {}), key: value}
@@ -132,7 +135,8 @@ def client_dict(c: Client) -> dict[str, Any]:
 
 
 def add_staff(
-    session: Session, email: str, name: str, role: str, capacity: int | None = None
+    session: Session, email: str, name: str, role: str, capacity: int | None = None,
+    now: datetime | None = None,
 ) -> tuple[Staff, bool]:
     email = _email(email)
     if role not in Role.__members__:
@@ -140,7 +144,7 @@ def add_staff(
     person = session.scalar(select(Staff).where(Staff.email == email))
     created = person is None
     if person is None:
-        person = Staff(email=email, name=name, role=role)
+        person = Staff(email=email, name=name, role=role, created_at=now or utcnow())
         session.add(person)
     person.name, person.role, person.active = name, role, True
     if capacity is not None:
@@ -187,7 +191,7 @@ def _multi(value: str | None) -> list[str]:
     return [v for v in re.split(r"[;,\s]+", value or "") if v]
 
 
-def import_clients(session: Session, text: str) -> ImportReport:
+def import_clients(session: Session, text: str, now: datetime | None = None) -> ImportReport:
     """Upsert every row of the agency's client overview; each row in its own savepoint,
     so one bad row never half-applies. The caller commits or rolls back the whole."""
     reader = csv.DictReader(io.StringIO(text))
@@ -217,14 +221,14 @@ def import_clients(session: Session, text: str) -> ImportReport:
                 sla_policy=cells.get("sla_policy") or None,
             )
             with session.begin_nested():
-                _, changes = upsert_client(session, spec)
+                _, changes = upsert_client(session, spec, now)
             report.changes.append((line, spec.name, changes))
         except (DirectoryError, ValueError) as exc:
             report.errors.append((line, str(exc)))
     return report
 
 
-def import_staff(session: Session, text: str) -> ImportReport:
+def import_staff(session: Session, text: str, now: datetime | None = None) -> ImportReport:
     reader = csv.DictReader(io.StringIO(text))
     report = ImportReport([], [])
     for row in reader:
@@ -234,7 +238,7 @@ def import_staff(session: Session, text: str) -> ImportReport:
             with session.begin_nested():
                 person, created = add_staff(session, cells.get("email", ""),
                                             cells.get("name", ""), cells.get("role", ""),
-                                            int(cap) if cap else None)
+                                            int(cap) if cap else None, now)
             report.changes.append((reader.line_num, person.email,
                                    ["added" if created else "updated"]))
         except (DirectoryError, ValueError) as exc:

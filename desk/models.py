@@ -425,6 +425,23 @@ class Estimate(Base):
     decision_message_id: Mapped[str | None] = mapped_column(String(998))
 
 
+class Feedback(Base):
+    """A client's answer to "Was this resolved? How did we do, 1 to 10?"."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_client_at", "client_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"))
+    resolved: Mapped[bool | None] = mapped_column(Boolean)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    from_addr: Mapped[str] = mapped_column(String(320), default="")
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Quarantine(Base):
     __tablename__ = "quarantine"
 

@@ -22,6 +22,7 @@ from desk.inbox.screening import auto_reply_blockers, is_bounce
 from desk.models import Client, Contact, Message, Ticket
 from desk.outbound.acknowledge import queue_acknowledgement, rate_cap_reason
 from desk.outbound.notices import notify_staff
+from desk.reports.feedback import answers_feedback_request
 from desk.routing.assign import assign
 from desk.routing.classify import Classification, classify
 from desk.routing.forward import original_sender
@@ -62,7 +63,8 @@ def process(
     classification = classify(session, msg, urgent_phrases=phrases)
     match = _thread(session, msg, settings)
 
-    if match.ticket is not None and classification.staff is None and (
+    if match.ticket is not None and classification.staff is None and not \
+            answers_feedback_request(session, match.ticket, msg) and (
             why := needs_new_ticket(match.ticket, settings, now)):
         old = match.ticket
         match = ThreadMatch(None, "new", f"reply to #{old.ref}, but {why}: a new ticket, linked",

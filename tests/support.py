@@ -69,6 +69,9 @@ class DeskEnv:
         }
         if mailbox is False:  # LMTP-only installations have no mailbox to read
             del sections["mailbox"]
+        # Scheduled reports and digests are their own concern (tests/integration/
+        # test_reporting.py turns them on): elsewhere they would only add mail to count.
+        sections["reports"] = {"period": "none", "digest": False}
         for name, body in (extra or {}).items():
             sections.setdefault(name, {}).update(body)
         self.config = root / "desk.toml"
@@ -115,6 +118,9 @@ class DeskEnv:
     def desk_json(self, *args: str) -> Any:
         return json.loads(self.desk(*args, "--json").stdout)
 
+    # The directory is created at a fixed moment, so tests never depend on today's date.
+    SEEDED_AT = "2026-11-01T00:00:00Z"
+
     def seed_directory(self) -> None:
         staff = self.root / "staff.csv"
         staff.write_text(
@@ -125,7 +131,7 @@ class DeskEnv:
             "jo@agency.test,Jo Junior,junior_engineer,8\n"
             "ben@agency.test,Ben Backup,project_manager,30\n"
         )
-        self.desk("staff", "import", str(staff))
+        self.desk("--now", self.SEEDED_AT, "staff", "import", str(staff))
         clients = self.root / "clients.csv"
         am, pm, bk = "alice@agency.test", "paul@agency.test", "ben@agency.test"
         rows = [
@@ -141,7 +147,7 @@ class DeskEnv:
         for name, tier, dom, contact, hours in rows:
             lines.append(f"{name},{tier},{dom},{contact},{am},{pm},{bk},{hours},Europe/London")
         clients.write_text("\n".join(lines) + "\n")
-        self.desk("client", "import", str(clients))
+        self.desk("--now", self.SEEDED_AT, "client", "import", str(clients))
 
     # -- state ----------------------------------------------------------------------
     @contextmanager

@@ -50,7 +50,10 @@ def build_mail(
     auto_submitted: str | None = "auto-replied",
     loop_value: str | None = None,
     extra_headers: dict[str, str] | None = None,
+    related: Sequence[tuple[str, bytes, str, str]] = (),
 ) -> EmailMessage:
+    """``related``: inline parts for the HTML body as (content-id, bytes, maintype,
+    subtype), referenced from the HTML as ``cid:<content-id>``."""
     msg = EmailMessage()
     msg["From"] = _addr(from_addr)
     msg["To"] = [_addr(a) for a in to]
@@ -80,6 +83,10 @@ def build_mail(
     msg.set_content(text)
     if html is not None:
         msg.add_alternative(html, subtype="html")
+        html_part = msg.get_payload()[1]  # type: ignore[index]
+        for cid, data, maintype, subtype in related:
+            html_part.add_related(data, maintype=maintype, subtype=subtype, cid=f"<{cid}>",
+                                  disposition="inline")
     return msg
 
 

@@ -48,7 +48,7 @@ def queue_mail(
     session: Session,
     settings: Settings,
     *,
-    ticket: Ticket,
+    ticket: Ticket | None,
     kind: str,
     event_key: str,
     to: Sequence[Address],
@@ -64,6 +64,7 @@ def queue_mail(
     internal: bool = False,
     author: Staff | None = None,
     approval_of: Outbox | None = None,
+    related: Sequence[tuple[str, bytes, str, str]] = (),
 ) -> Outbox | None:
     """Render ``template`` (``NAME.txt.j2``, plus ``NAME.html.j2`` when it exists) and
     queue it. Returns None when this event already has its mail."""
@@ -79,14 +80,18 @@ def queue_mail(
         subject=subject,
         text=text,
         html=html,
-        message_id=new_message_id(settings.desk.domain, f"desk.{ticket.ref}.{kind}"),
+        message_id=new_message_id(settings.desk.domain,
+                                  f"desk.{ticket.ref if ticket else 'all'}.{kind}"),
         date=now,
-        reply_to=token_address(settings.desk.address, settings.desk.secret, ticket.ref),
+        # Mail about no single ticket (reports, digests): replies open a new conversation.
+        reply_to=(token_address(settings.desk.address, settings.desk.secret, ticket.ref)
+                  if ticket else settings.desk.address),
         in_reply_to=thread.in_reply_to,
         references=thread.references,
         auto_submitted="auto-generated" if automatic and kind != "ack" else (
             "auto-replied" if automatic else None),
         loop_value=settings.desk.address,
+        related=related,
     )
     row = enqueue(
         session, ticket=ticket, kind=kind, event_key=event_key, mail=mail, raw=to_bytes(mail),
