@@ -54,6 +54,13 @@ class _Resolver:
         self.today = today
         self.now = now
         self.reasons: list[str] = []
+        self._load: dict[int, int] | None = None
+
+    def load(self) -> dict[int, int]:
+        """Everyone's open load, queried once per assignment (it is the costly part)."""
+        if self._load is None:
+            self._load = open_load(self.session)
+        return self._load
 
     def staff(self, email: str | None) -> Staff | None:
         if not email:
@@ -70,7 +77,7 @@ class _Resolver:
         if as_owner and person.role == Role.junior_engineer:
             return "is a junior engineer, never the client-facing owner"
         if person.capacity is not None:
-            load = open_load(self.session, [person.id]).get(person.id, 0)
+            load = self.load().get(person.id, 0)
             if load >= person.capacity:
                 return f"is at capacity ({load}/{person.capacity} open tickets)"
         return None
@@ -79,7 +86,7 @@ class _Resolver:
         candidates = list(self.session.scalars(
             select(Staff).where(Staff.role == pool.role, Staff.active.is_(True))
             .order_by(Staff.id)))
-        load = open_load(self.session, [c.id for c in candidates])
+        load = self.load()
         usable = []
         for person in candidates:
             if person.id in exclude:
