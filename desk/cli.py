@@ -747,6 +747,89 @@ def sla_explain_cmd(c: Ctx, ref: str) -> None:
             click.echo(line)
 
 
+@main.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def status_cmd(c: Ctx, as_json: bool) -> None:
+    """Is the desk alive: workers, last ingest, outbox, quarantine, tickets at risk.
+    Exits 1 when no daemon has a recent heartbeat (for monitoring)."""
+    from desk.status import desk_status
+
+    with c.session() as s:
+        data = desk_status(s, c.settings, c.now())
+    if as_json:
+        emit_json(data)
+    else:
+        live = [w for w in data["workers"] if w["alive"]]
+        click.echo(f"daemon: {'running' if live else 'NOT RUNNING'}"
+                   + (f" ({', '.join(w['id'] for w in live)})" if live else ""))
+        click.echo(f"last ingest: {data['last_ingest'] or 'never'}")
+        o = data["outbox"]
+        click.echo(f"outbox: {o['pending']} pending (oldest {o['oldest_pending'] or '-'}), "
+                   f"{o['held']} held for approval, {o['failed']} failed, {o['sent']} sent")
+        click.echo(f"quarantine: {data['quarantine']} held")
+        click.echo(f"tickets: {data['open_tickets']} open, "
+                   f"{len(data['tickets_at_risk'])} at risk, "
+                   f"{len(data['tickets_breached'])} breached")
+    sys.exit(0 if data["alive"] else 1)
+
+
+@main.group()
+def outbox() -> None:
+    """Mail waiting to be delivered, and mail that failed."""
+
+
+@outbox.command("list")
+@click.option("--failed", is_flag=True, help="Only mail that failed for good.")
+@click.option("--all", "show_all", is_flag=True, help="Include sent mail.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def outbox_list(c: Ctx, failed: bool, show_all: bool, as_json: bool) -> None:
+    """List the outbox (pending, held and failed by default)."""
+    from desk.models import Outbox
+    from desk.views import outbox_dict
+
+    with c.session() as s:
+        q = select(Outbox).order_by(Outbox.id)
+        if failed:
+            q = q.where(Outbox.status == "failed")
+        elif not show_all:
+            q = q.where(Outbox.status.in_(("pending", "held", "failed")))
+        rows = [outbox_dict(o) for o in s.scalars(q)]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("outbox is empty")
+    for r in rows:
+        click.echo(f"{r['id']:<6} {r['status']:<8} #{r['ticket'] or '-':<5} {r['kind']:<16} "
+                   f"{', '.join(r['to'])[:40]:<40} tries {r['attempts']}"
+                   + (f"  {r['last_error'][:60]}" if r["last_error"] else ""))
+
+
+@outbox.command("retry")
+@click.argument("outbox_id", type=int)
+@pass_ctx
+def outbox_retry(c: Ctx, outbox_id: int) -> None:
+    """Send a failed mail again (the same bytes, the same Message-ID)."""
+    from desk.models import Outbox
+    from desk.tickets import add_event
+
+    with c.session() as s:
+        row = s.get(Outbox, outbox_id)
+        if row is None:
+            fail(f"no outbox row {outbox_id}")
+        if row.status != "failed":
+            fail(f"outbox {outbox_id} is {row.status}, not failed")
+        row.status, row.next_attempt_at, row.claimed_until = "pending", c.now(), None
+        if row.ticket_id is not None:
+            ticket = get_ticket(s, str(row.ticket_id))
+            if ticket is not None:
+                add_event(s, ticket, "delivery_retry", f"admin retries {row.kind} mail to "
+                          f"{', '.join(row.rcpt_to)}", at=c.now(), actor="admin (CLI)")
+    click.echo(f"outbox {outbox_id} queued again (sent on the next delivery round)")
+
+
 # -- quarantine --------------------------------------------------------------------
 
 @main.group()

@@ -211,6 +211,7 @@ class Daemon:
 
     async def _sender_loop(self) -> None:
         assert self._wake is not None
+        incident: str | None = None
         while not self.stop.is_set():
             self._wake.clear()
             try:
@@ -218,8 +219,13 @@ class Daemon:
                 if report.sent or report.failed:
                     log.info("outbox: sent %d, failed %d, will retry %d", report.sent,
                              report.failed, report.retried)
-            except Exception:
-                log.exception("outbox delivery round failed; retrying")
+                if incident is not None:
+                    log.info("outbox: database back after: %s", incident)
+                    incident = None
+            except Exception as exc:  # a database hiccup must not stop delivery
+                if incident is None:  # one line per incident, not one per round
+                    incident = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                    log.warning("outbox: cannot reach the database (%s); retrying", incident)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), SENDER_IDLE_SECONDS)
 

@@ -21,12 +21,14 @@ from datetime import datetime, timedelta
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config import MailboxSection
 from desk.db import transaction
 from desk.inbox.ingest import Ingestor, IngestResult, TransientError
 from desk.models import MailboxState
+from desk.workers import is_dead
 
 log = logging.getLogger("desk.inbox")
 
@@ -101,9 +103,18 @@ class ImapSource:
     def acquire_lease(self) -> bool:
         now = self.clock()
         with transaction(self.factory) as session:
-            if session.get(MailboxState, self.key) is None:
-                session.add(MailboxState(key=self.key, last_uid=0))
-                session.flush()
+            state = session.get(MailboxState, self.key)
+            if state is None:
+                try:
+                    with session.begin_nested():
+                        session.add(MailboxState(key=self.key, last_uid=0))
+                except IntegrityError:
+                    pass  # another worker created it a moment ago
+            elif state.lease_holder and state.lease_holder != self.worker_id and \
+                    is_dead(state.lease_holder):
+                log.info("%s: taking over the lease of %s (process gone)", self.key,
+                         state.lease_holder)
+                state.lease_expires_at = now  # expired: the update below takes it
             result = session.execute(
                 update(MailboxState)
                 .where(
@@ -111,7 +122,7 @@ class ImapSource:
                     or_(
                         MailboxState.lease_holder.is_(None),
                         MailboxState.lease_holder == self.worker_id,
-                        MailboxState.lease_expires_at < now,
+                        MailboxState.lease_expires_at <= now,
                     ),
                 )
                 .values(lease_holder=self.worker_id,

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import false, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.db import is_postgres, transaction
 from desk.models import Event, Outbox, OutboxStatus
 from desk.outbound.transport import PermanentFailure, TemporaryFailure, Transport
+from desk.workers import dead_workers
 
 log = logging.getLogger("desk.outbound")
 
@@ -55,16 +56,25 @@ class Sender:
         self.clock = clock
         self.retry_for = retry_for
         self.batch = batch
+        # While the server is unwell, delivery as a whole waits (backoff with jitter)
+        # instead of trying every queued mail against it.
+        self.paused_until: datetime | None = None
+        self.incident: str | None = None
+        self._failures = 0
 
     def _claim(self) -> list[Outbox]:
         now = self.clock()
         with transaction(self.factory) as session:
+            dead = dead_workers(session, now)
             q = (
                 select(Outbox)
                 .where(
                     Outbox.status == OutboxStatus.pending,
                     Outbox.next_attempt_at <= now,
-                    or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now),
+                    # A claim by a killed worker is void at once: its mail may have been
+                    # accepted already, so it goes again as the identical message.
+                    or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now,
+                        Outbox.claimed_by.in_(dead) if dead else false()),
                 )
                 .order_by(Outbox.id)
                 .limit(self.batch)
@@ -113,6 +123,8 @@ class Sender:
         """Send everything due now; returns counts. Loops until nothing is due, or until
         ``stop`` is set (checked between messages, never in the middle of one)."""
         report = SendReport()
+        if self.paused_until is not None and self.clock() < self.paused_until:
+            return report
         while stop is None or not stop.is_set():
             rows = self._claim()
             if not rows:
@@ -146,14 +158,29 @@ class Sender:
                     log.warning("outbox %s to %s failed for good: %s", row.id, row.recipient, exc)
                 else:
                     report.retried += 1
-                    log.info("outbox %s to %s will be retried: %s", row.id, row.recipient, exc)
                 if not permanent:
-                    return False  # the server is unwell: leave the rest queued
+                    self._server_unwell(str(exc))
+                    return False  # leave the rest queued
                 continue
             pending.pop(0)
             self._mark_sent(row.id)
             report.sent += 1
+            self._server_well()
         return True
+
+    def _server_unwell(self, error: str) -> None:
+        self._failures += 1
+        wait = backoff_seconds(self._failures) / 2  # quicker first retries than per mail
+        self.paused_until = self.clock() + timedelta(seconds=wait)
+        if self.incident is None:
+            self.incident = error
+            log.warning("mail server unavailable (%s); delivery paused, retrying with backoff",
+                        error)
+
+    def _server_well(self) -> None:
+        if self.incident is not None:
+            log.info("mail server back after: %s", self.incident)
+        self.incident, self.paused_until, self._failures = None, None, 0
 
     def _release(self, rows: list[Outbox]) -> None:
         ids = [r.id for r in rows]
