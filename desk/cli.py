@@ -170,6 +170,8 @@ def run(c: Ctx, once: bool, log_level: str, log_format: str, fixed_now: str | No
     if once:
         summary = asyncio.run(daemon.run_once())
         click.echo(summary.line())
+        for note in summary.notes:
+            click.echo(f"note: {note}", err=True)
         for err in summary.errors:
             click.echo(f"warning: {err}", err=True)
         sys.exit(1 if summary.errors else 0)

@@ -65,6 +65,7 @@ class RunSummary:
     clock: ClockReport = field(default_factory=ClockReport)
     reports: int = 0
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def add_ingest(self, results: list[IngestResult]) -> None:
         for r in results:
@@ -164,7 +165,9 @@ class Daemon:
         except TransientError as exc:
             summary.errors.append(f"database unavailable: {exc}")
         except LeaseHeld:
-            summary.errors.append("another desk process holds the mailbox lease")
+            # Normal with several workers: another one is ingesting this mailbox right now.
+            summary.notes.append("another desk process holds the mailbox lease: "
+                                 "this run delivered and ran the clock only")
         finally:
             if isinstance(self.source, ImapSource):
                 await asyncio.to_thread(self._close_source)

@@ -37,6 +37,7 @@ FETCH_BATCH = 200
 # connections that died silently (no FIN) and mail a server forgot to announce.
 IDLE_REISSUE_SECONDS = 5 * 60
 LEASE_SECONDS = 60
+STANDBY_SECONDS = 5
 
 ConnectionErrors = (IMAPClientError, OSError, socket.error, ssl.SSLError, EOFError)
 
@@ -254,8 +255,9 @@ class ImapSource:
                 backoff = 1.0
                 self.wait_for_mail(stop)
             except LeaseHeld:
+                # A standby worker: look again soon, so a dead holder is replaced quickly.
                 self.close()
-                stop.wait(LEASE_SECONDS / 2)
+                stop.wait(STANDBY_SECONDS)
             except TransientError as exc:
                 incident = _once(incident, f"database unavailable ({exc})", self.key)
                 stop.wait(backoff)
