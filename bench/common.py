@@ -64,10 +64,13 @@ def servers(root: Path) -> tuple[Dovecot, SmtpCapture]:
     return dovecot, capture
 
 
-def make_env(root: Path, dovecot: Dovecot, capture: SmtpCapture, **extra: object) -> DeskEnv:
-    env = DeskEnv(root / "desk", mailbox=imap_mailbox(dovecot, **extra),
-                  smtp=smtp_to(capture),
-                  extra={"acknowledgements": {"max_per_sender": 1000}})
+def make_env(root: Path, dovecot: Dovecot, capture: SmtpCapture, *,
+             database_url: str | None = None, lmtp_port: int | None = None) -> DeskEnv:
+    extra: dict[str, dict[str, object]] = {"acknowledgements": {"max_per_sender": 1000}}
+    if lmtp_port:
+        extra["intake"] = {"lmtp": {"listen": f"127.0.0.1:{lmtp_port}"}}
+    env = DeskEnv(root / "desk", mailbox=False if lmtp_port else imap_mailbox(dovecot),
+                  smtp=smtp_to(capture), database_url=database_url, extra=extra)
     seed_clients(env)
     return env
 

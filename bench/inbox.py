@@ -1,14 +1,16 @@
 """Inbox benchmarks against real servers; prints figures.
 
-    .venv/bin/python bench/inbox.py backlog [--messages 1000]
-    .venv/bin/python bench/inbox.py idle [--messages 60 --rate 5]
+    .venv/bin/python bench/inbox.py backlog [--messages 1000] [--postgres]
+    .venv/bin/python bench/inbox.py idle [--messages 1200 --rate 20]
+    .venv/bin/python bench/inbox.py lmtp [--messages 1200 --rate 20]
 
 backlog: N messages preloaded into Dovecot -> one `desk run --once` -> every message
 ticketed, assigned and acknowledged, the acknowledgements received by an SMTP server in
 another process. Prints messages/s end to end and the desk process's peak RSS.
 
-idle: a running `desk run` in IDLE; messages appended one by one; prints the time from
-APPEND to the acknowledgement arriving at the SMTP server (p50/p95/p99).
+idle / lmtp: a running `desk run`; messages appended (IDLE) or delivered (LMTP) at a fixed
+rate, 20/s for 60 s by default, open loop; prints the time from APPEND / LMTP to the
+acknowledgement arriving at the SMTP server (p50/p95/p99).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import smtplib
 import subprocess
 import sys
 import time
@@ -33,14 +36,17 @@ from common import (
     servers,
 )
 
+from tests.servers import Postgres, free_port
 from tests.support import DESK, DaemonProcess, wait_for_client_mail
 
 
-def backlog(count: int) -> None:
+def backlog(count: int, postgres: bool) -> None:
     root = scratch("desk-bench-backlog-")
     dovecot, capture = servers(root)
+    pg = Postgres().start(root / "pg") if postgres else None
     try:
-        env = make_env(root, dovecot, capture)
+        env = make_env(root, dovecot, capture,
+                       database_url=pg.create_database("bench") if pg else None)
         rng = random.Random(7)
         raws = [bench_mail(i, rng) for i in range(count)]
         t0 = time.monotonic()
@@ -65,6 +71,57 @@ def backlog(count: int) -> None:
     finally:
         capture.stop()
         dovecot.stop()
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _live(send: object, capture: object, count: int, rate: float) -> list[float]:
+    """Open loop: send `count` messages at `rate`/s whatever happens, then match each
+    acknowledgement (by subject) to its send time; the sink's file time is its arrival."""
+    sent_at: dict[str, float] = {}
+    rng = random.Random(11)
+    t_start = time.time()
+    for i in range(count):
+        raw = bench_mail(i, rng)
+        subject = raw.split(b"Subject: ", 1)[1].split(b"\n", 1)[0].decode()
+        target = t_start + i / rate
+        time.sleep(max(0.0, target - time.time()))
+        sent_at[subject] = time.time()
+        send(raw)  # type: ignore[operator]
+    acks = wait_for_client_mail(capture, count, timeout=120)
+    latencies = []
+    for mail in acks:
+        subject = str(mail.msg["Subject"]).split("] ", 1)[1]
+        if subject in sent_at:
+            latencies.append(mail.path.stat().st_mtime - sent_at[subject])
+    return latencies
+
+
+def lmtp(count: int, rate: float) -> None:
+    root = scratch("desk-bench-lmtp-")
+    dovecot, capture = servers(root)
+    port = free_port()
+    try:
+        env = make_env(root, dovecot, capture, lmtp_port=port)
+        daemon = DaemonProcess(env)
+        accepted: list[float] = []
+        with smtplib.LMTP("127.0.0.1", port, timeout=30) as conn:
+            def send(raw: bytes) -> None:
+                t0 = time.monotonic()
+                conn.sendmail("client@elsewhere.test", [SUPPORT_USER],
+                              raw.replace(b"\n", b"\r\n"))  # wire format, as MTAs send
+                accepted.append(time.monotonic() - t0)
+
+            latencies = _live(send, capture, count, rate)
+        daemon.stop()
+        print(f"LMTP at {rate:g}/s for {count / rate:.0f} s: 250 after commit "
+              f"{percentiles(accepted)}")
+        print(f"LMTP delivery -> acknowledgement received: {percentiles(latencies)}")
+        env.close()
+    finally:
+        capture.stop()
+        dovecot.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -75,18 +132,11 @@ def idle(count: int, rate: float) -> None:
         env = make_env(root, dovecot, capture)
         daemon = DaemonProcess(env)
         time.sleep(1.0)
-        rng = random.Random(11)
-        latencies: list[float] = []
         with dovecot.connect(SUPPORT_USER) as c:
-            for i in range(count):
-                raw = bench_mail(i, rng)
-                t0 = time.monotonic()
-                c.append("INBOX", raw)
-                wait_for_client_mail(capture, i + 1, timeout=30)
-                latencies.append(time.monotonic() - t0)
-                time.sleep(max(0.0, 1.0 / rate - latencies[-1]))
+            latencies = _live(lambda raw: c.append("INBOX", raw), capture, count, rate)
         daemon.stop()
-        print(f"IDLE arrival -> acknowledgement received: {percentiles(latencies)}")
+        print(f"IDLE at {rate:g}/s for {count / rate:.0f} s, APPEND -> acknowledgement "
+              f"received: {percentiles(latencies)}")
         env.close()
     finally:
         capture.stop()
@@ -100,12 +150,18 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     b = sub.add_parser("backlog")
     b.add_argument("--messages", type=int, default=1000)
+    b.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL, not SQLite")
     i = sub.add_parser("idle")
-    i.add_argument("--messages", type=int, default=60)
-    i.add_argument("--rate", type=float, default=5.0, help="messages per second")
+    i.add_argument("--messages", type=int, default=1200)
+    i.add_argument("--rate", type=float, default=20.0, help="messages per second")
+    m = sub.add_parser("lmtp")
+    m.add_argument("--messages", type=int, default=1200)
+    m.add_argument("--rate", type=float, default=20.0, help="messages per second")
     args = parser.parse_args()
     if args.what == "backlog":
-        backlog(args.messages)
+        backlog(args.messages, args.postgres)
+    elif args.what == "lmtp":
+        lmtp(args.messages, args.rate)
     else:
         idle(args.messages, args.rate)
 
