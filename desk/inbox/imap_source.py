@@ -173,7 +173,10 @@ class ImapSource:
         if not self.acquire_lease():
             raise LeaseHeld(self.key)
         client = self._conn()
+        known_validity, known_last = self._state()
         uidvalidity, uids = self._pending_uids(client)
+        # After a UIDVALIDITY change the old position means nothing.
+        start_uid = known_last if known_validity == uidvalidity else 0
         results: list[IngestResult] = []
         for start in range(0, len(uids), FETCH_BATCH):
             if stop is not None and stop.is_set():
@@ -181,22 +184,29 @@ class ImapSource:
             batch = uids[start:start + FETCH_BATCH]
             fetched = client.fetch(batch, ["BODY.PEEK[]"])
             done: list[int] = []
+            gap: int | None = None  # the first UID we could not read: never skip past it
             try:
                 for uid in batch:
                     data = fetched.get(uid)
-                    if data is None:
-                        continue  # expunged meanwhile
-                    raw = data.get(b"BODY[]") or b""
+                    if data is None or b"BODY[]" not in data:
+                        # Expunged meanwhile, or not readable yet: look again next time.
+                        log.info("%s: UID %s not fetched; will look again", self.key, uid)
+                        gap = uid if gap is None else gap
+                        continue
                     key = f"{self.key}:{uidvalidity}:{uid}"
-                    results.append(self.ingestor.ingest(key, raw, source=self.name))
+                    results.append(self.ingestor.ingest(key, data[b"BODY[]"] or b"",
+                                                        source=self.name))
                     done.append(uid)
             finally:
                 # Whatever committed is acknowledged at the source, even if a later
                 # message in the batch hit a database outage.
                 if done:
                     self._acknowledge(client, done)
-                    self._save_state(uidvalidity, max(done))
+                    high = max(done) if gap is None else min(max(done), gap - 1)
+                    self._save_state(uidvalidity, max(high, start_uid))
                     self.on_ingested()
+            if gap is not None:
+                break  # the rest waits for the next sync, after the gap
             self.acquire_lease()  # renew during long backlogs
         if not uids:
             self._save_state(uidvalidity, self._state()[1])
