@@ -226,6 +226,14 @@ class ImapSource:
             client.uid_expunge(uids) if client.has_capability("UIDPLUS") else client.expunge()
 
     # -- long-running loop ----------------------------------------------------------
+    def more_waiting(self) -> bool:
+        """Did mail arrive while we were busy? Its EXISTS may have come as an untagged reply
+        to our own commands, which the server will not repeat once we IDLE: only a
+        search after the last command sees it for sure."""
+        client = self._conn()
+        last = self._state()[1]
+        return any(u > last for u in client.search(["UID", f"{last + 1}:*"]))
+
     def wait_for_mail(self, stop: threading.Event) -> None:
         """Block until the server reports new mail, ``poll_seconds`` pass, or stop is set."""
         client = self._conn()
@@ -235,8 +243,10 @@ class ImapSource:
         client.idle()
         started = time.monotonic()
         instant_empty = 0
+        # Re-issue at least every poll_seconds: a safety net should a notification be lost.
+        reissue = min(IDLE_REISSUE_SECONDS, self.s.poll_seconds)
         try:
-            while not stop.is_set() and time.monotonic() - started < IDLE_REISSUE_SECONDS:
+            while not stop.is_set() and time.monotonic() - started < reissue:
                 t0 = time.monotonic()
                 responses = client.idle_check(timeout=1)
                 if any(_is_bye(r) for r in responses):
@@ -263,7 +273,8 @@ class ImapSource:
                     log.info("%s: recovered after %s", self.key, incident)
                     incident = None
                 backoff = 1.0
-                self.wait_for_mail(stop)
+                if not self.more_waiting():
+                    self.wait_for_mail(stop)
             except LeaseHeld:
                 # A standby worker: look again soon, so a dead holder is replaced quickly.
                 self.close()

@@ -246,3 +246,21 @@ def test_polling_when_idle_is_off(tmp_path: Path, imap: Dovecot,
     assert not re.search(r"> b'\w+ IDLE'", daemon.output())  # never sent the IDLE command
     assert [t["subject"] for t in env.tickets()] == ["Polled"]
     env.close()
+
+
+def test_a_burst_arriving_while_busy_is_not_left_waiting(env: DeskEnv, imap: Dovecot,
+                                                         smtp_capture: SmtpCapture) -> None:
+    """Mail that lands while the desk is processing is announced in replies to its own
+    commands, not again in IDLE: it must still be picked up at once, not at the next
+    IDLE re-issue (poll_seconds, 60 s here)."""
+    daemon = DaemonProcess(env)
+    try:
+        time.sleep(0.5)
+        with imap.connect(SUPPORT_USER) as c:
+            for i in range(40):
+                c.append("INBOX", make_mail(sender=f"p{i}@client.test", subject=f"Burst {i}"))
+                time.sleep(0.02)
+        wait_for_client_mail(smtp_capture, 40, timeout=20)
+    finally:
+        assert daemon.stop() == 0
+    assert len(env.tickets()) == 40
