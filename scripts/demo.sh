@@ -39,7 +39,7 @@ echo
 echo "== quarantine (mail that could not be processed, kept with the reason)"
 "$desk" quarantine list
 echo
-echo "== acknowledgements written to demo/var/mail/sent/new"
+echo "== mail written to demo/var/mail/sent/new: acknowledgements to clients, notices to staff"
 for f in var/mail/sent/new/*; do
   [ -e "$f" ] || continue
   "$repo/.venv/bin/python" - "$f" <<'PY'
@@ -49,6 +49,8 @@ with open(sys.argv[1], "rb") as fh:
     m = message_from_binary_file(fh, policy=policy.default)
 print("-" * 72)
 for h in ("To", "Subject", "Reply-To", "In-Reply-To", "Auto-Submitted"):
+    if h == "In-Reply-To" and not m[h]:
+        continue
     print(f"{h}: {m[h]}")
 print()
 print(m.get_body(("plain",)).get_content().rstrip())
@@ -56,3 +58,4 @@ PY
 done
 echo
 echo "Try: cd demo && DESK_CONFIG=config/desk.toml ../.venv/bin/desk tickets show 1"
+echo "     (also: sla status, sla explain 1, route --from you@example.com --subject 'Site down')"
