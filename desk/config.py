@@ -150,6 +150,9 @@ class SmtpSection(_Section):
     timeout_seconds: float = Field(default=30.0, gt=0)
     # Give up on a message after this long of temporary failures (then it is marked failed).
     retry_for_hours: float = Field(default=48.0, gt=0)
+    # Where each worker notes "the server accepted it" before the database knows: a crash
+    # in between then never resends. Keep it on local disk.
+    journal_dir: str = "var/journal"
 
     @model_validator(mode="after")
     def _by_transport(self) -> SmtpSection:

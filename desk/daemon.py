@@ -122,6 +122,7 @@ class Daemon:
         self.sender = Sender(
             self.factory, make_transport(settings.smtp), worker_id=self.worker_id, clock=clock,
             retry_for=timedelta(hours=settings.smtp.retry_for_hours),
+            journal_dir=Path(settings.smtp.journal_dir),
         )
 
     def _make_source(self) -> ImapSource | MaildirSource | None:
@@ -181,8 +182,13 @@ class Daemon:
             summary.errors.append(f"clock: {exc}")
         summary.add_send(await self.sender.deliver_due())
         await self.sender.transport.close()
+        self._close_journal()
         self._beat(stopped=True)
         return summary
+
+    def _close_journal(self) -> None:
+        if self.sender.journal is not None:
+            self.sender.journal.close()
 
     def _close_source(self) -> None:
         assert isinstance(self.source, ImapSource)
@@ -290,6 +296,7 @@ class Daemon:
             t.cancel()  # only after the grace period: queued mail is resent identically
         await asyncio.gather(sender, heartbeat, clock_task, stopper, return_exceptions=True)
         await self.sender.transport.close()
+        self._close_journal()
         self._beat(stopped=True)
         log.info("desk %s stopped", self.worker_id)
 

@@ -69,6 +69,8 @@ class DeskEnv:
         }
         if mailbox is False:  # LMTP-only installations have no mailbox to read
             del sections["mailbox"]
+        # In-process runs share the test's working directory: keep the journal apart.
+        sections["smtp"] = {**sections["smtp"], "journal_dir": str(root / "journal")}
         # Scheduled reports and digests are their own concern (tests/integration/
         # test_reporting.py turns them on): elsewhere they would only add mail to count.
         sections["reports"] = {"period": "none", "digest": False}

@@ -12,12 +12,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import false, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.db import is_postgres, transaction
 from desk.models import Event, Outbox, OutboxStatus
+from desk.outbound.journal import SentJournal, orphaned_journals, read_ids
 from desk.outbound.transport import PermanentFailure, TemporaryFailure, Transport
 from desk.workers import dead_workers
 
@@ -49,6 +51,7 @@ class Sender:
         clock: Callable[[], datetime],
         retry_for: timedelta = timedelta(hours=48),
         batch: int = 200,
+        journal_dir: Path | None = None,
     ) -> None:
         self.factory = factory
         self.transport = transport
@@ -61,8 +64,37 @@ class Sender:
         self.paused_until: datetime | None = None
         self.incident: str | None = None
         self._failures = 0
+        self.journal = SentJournal(journal_dir, worker_id) if journal_dir else None
+        self._recovered = False
+
+    def recover(self) -> int:
+        """Rows that dead workers (this one's predecessor, after a crash) had handed to the
+        server but not yet marked sent: mark them now, so they are not sent again."""
+        if self.journal is None:
+            return 0
+        from desk.workers import is_dead
+
+        paths = orphaned_journals(self.journal.directory, self.journal.path,
+                                  is_dead)
+        marked = 0
+        for path in paths:
+            ids = read_ids(path)
+            if ids:
+                with transaction(self.factory) as session:
+                    marked += session.execute(
+                        update(Outbox).where(Outbox.id.in_(ids),
+                                             Outbox.status == OutboxStatus.pending)
+                        .values(status=OutboxStatus.sent, sent_at=self.clock(),
+                                claimed_until=None)).rowcount
+            path.unlink(missing_ok=True)
+        if marked:
+            log.info("outbox: %d mails a crashed worker had delivered are marked sent", marked)
+        return marked
 
     def _claim(self) -> list[Outbox]:
+        if not self._recovered:
+            self.recover()
+            self._recovered = True
         now = self.clock()
         with transaction(self.factory) as session:
             dead = dead_workers(session, now)
@@ -163,9 +195,13 @@ class Sender:
                     return False  # leave the rest queued
                 continue
             pending.pop(0)
+            if self.journal is not None:
+                self.journal.record(row.id)  # durable in one fsync, before any lock wait
             self._mark_sent(row.id)
             report.sent += 1
             self._server_well()
+        if self.journal is not None:
+            self.journal.forget()
         return True
 
     def _server_unwell(self, error: str) -> None:

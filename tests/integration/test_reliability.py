@@ -189,3 +189,30 @@ def test_a_client_never_receives_another_clients_ticket(env: DeskEnv,
                                           "sam@agency.test"}, mail.rcpt_tos
     assert env.ticket(t["ref"])["participants"] == []
     wait_until(lambda: len(env.tickets()) == 3)
+
+
+def test_a_dead_workers_journal_prevents_a_resend(env: DeskEnv,
+                                                  smtp_capture: SmtpCapture) -> None:
+    """The server accepted a mail, then the worker died before marking it sent: its
+    journal says so, and the next worker marks it sent instead of sending it again."""
+    import socket
+
+    from desk.outbound.journal import encode_worker
+
+    smtp_capture.set_mode("tempfail")  # keep the acknowledgement queued
+    env.drop(make_mail())
+    env.desk("run", "--once")
+    smtp_capture.set_mode(None)
+    with env.session() as s:
+        ack = s.scalar(select(Outbox).where(Outbox.kind == "ack"))
+        assert ack is not None and ack.status == "pending"
+        ack_id = ack.id
+    dead = f"{socket.gethostname()}:4194303:dead01"  # a pid that cannot exist
+    journal = env.root / "journal"
+    journal.mkdir(parents=True, exist_ok=True)
+    (journal / f"sent-{encode_worker(dead)}.log").write_text(f"{ack_id}\n")
+    env.desk("run", "--once", "--now", "2026-12-31T00:00:00Z")  # everything due again
+    with env.session() as s:
+        assert s.get(Outbox, ack_id).status == "sent"  # type: ignore[union-attr]
+    assert to_clients(smtp_capture.messages()) == []  # not sent a second time
+    assert list(journal.iterdir()) == []
