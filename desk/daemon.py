@@ -214,7 +214,7 @@ class Daemon:
                 log.warning("database unavailable (%s); retrying in %.0f s", exc, backoff)
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, 60.0)
-            except Exception:
+            except Exception:  # a broken file or folder must not stop intake for good
                 log.exception("maildir intake failed; retrying")
                 self.stop.wait(backoff)
 

@@ -44,6 +44,19 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class Journey:
+    """One message on its way through the stages: what every stage needs to know."""
+
+    session: Session
+    msg: ParsedMessage
+    settings: Settings
+    now: datetime
+    source: str
+    raw_id: int | None
+    blockers: list[str]
+
+
 def process(
     session: Session,
     msg: ParsedMessage,
@@ -70,19 +83,18 @@ def process(
         match = ThreadMatch(None, "new", f"reply to #{old.ref}, but {why}: a new ticket, linked",
                             linked=old)
 
-    if match.ticket is None:
-        requester = msg.sender
-        if classification.staff is not None and (original := original_sender(msg)):
-            # A colleague forwarded a client's mail: the ticket is the client's.
-            requester = original
-            forwarder = msg.sender.email
-            classification = classify(session, msg, urgent_phrases=phrases,
-                                      on_behalf_of=original.email)
-            classification.notes.append(f"forwarded by staff {forwarder} on behalf of "
-                                        f"{original.email}")
-        return _open_ticket(session, msg, requester, settings, classification, match, blockers,
-                            now, source, raw_id, linked=match.linked)
-    return _append(session, msg, settings, classification, match, blockers, now, source, raw_id)
+    journey = Journey(session, msg, settings, now, source, raw_id, blockers)
+    if match.ticket is not None:
+        return _append(journey, classification, match)
+    requester = msg.sender
+    if classification.staff is not None and (original := original_sender(msg)):
+        # A colleague forwarded a client's mail: the ticket is the client's.
+        requester = original
+        classification = classify(session, msg, urgent_phrases=phrases,
+                                  on_behalf_of=original.email)
+        classification.notes.append(f"forwarded by staff {msg.sender.email} on behalf of "
+                                    f"{original.email}")
+    return _open_ticket(journey, requester, classification, match)
 
 
 def _thread(session: Session, msg: ParsedMessage, settings: Settings) -> ThreadMatch:
@@ -104,18 +116,11 @@ def _record_refusals(session: Session, match: ThreadMatch, now: datetime) -> Non
 
 
 def _open_ticket(
-    session: Session,
-    msg: ParsedMessage,
-    requester: Address,
-    settings: Settings,
-    classification: Classification,
-    match: ThreadMatch,
-    blockers: list[str],
-    now: datetime,
-    source: str,
-    raw_id: int | None,
-    linked: Ticket | None = None,
+    journey: Journey, requester: Address, classification: Classification, match: ThreadMatch
 ) -> Outcome:
+    session, msg, settings, now = journey.session, journey.msg, journey.settings, journey.now
+    source, raw_id, blockers, linked = journey.source, journey.raw_id, journey.blockers, \
+        match.linked
     client_tz = ZoneInfo(
         (classification.client.timezone if classification.client else None)
         or settings.desk.timezone
@@ -183,17 +188,9 @@ def _open_ticket(
     return Outcome(ticket.id, True, acked)
 
 
-def _append(
-    session: Session,
-    msg: ParsedMessage,
-    settings: Settings,
-    classification: Classification,
-    match: ThreadMatch,
-    blockers: list[str],
-    now: datetime,
-    source: str,
-    raw_id: int | None,
-) -> Outcome:
+def _append(journey: Journey, classification: Classification, match: ThreadMatch) -> Outcome:
+    session, msg, settings, now = journey.session, journey.msg, journey.settings, journey.now
+    source, raw_id, blockers = journey.source, journey.raw_id, journey.blockers
     ticket = match.ticket
     assert ticket is not None and msg.sender is not None
     inbound = record_inbound(session, ticket, msg, now=now, source=source, raw_id=raw_id,

@@ -93,12 +93,9 @@ class ImapSource:
     def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            try:
+            # The connection may already be dead: closing it must never raise.
+            with contextlib.suppress(Exception):
                 client.logout()
-            except ConnectionErrors:
-                pass
-            except Exception:
-                pass
 
     # -- lease ----------------------------------------------------------------------
     def acquire_lease(self) -> bool:
@@ -297,7 +294,7 @@ class ImapSource:
         self.close()
         try:
             self.release_lease()
-        except Exception:
+        except Exception:  # the database may be down too: the lease expires by itself
             log.debug("could not release lease", exc_info=True)
 
 

@@ -49,7 +49,7 @@ def _summary(raw: bytes) -> tuple[str, str]:
     try:
         headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536])
         return str(headers.get("Subject", ""))[:300], str(headers.get("From", ""))[:300]
-    except Exception:
+    except Exception:  # only a summary for the list: the raw message is kept whole anyway
         return "", ""
 
 

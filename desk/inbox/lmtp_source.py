@@ -40,7 +40,7 @@ class LmtpHandler:
         except TransientError as exc:
             log.warning("LMTP: deferring a message, the database is unavailable: %s", exc)
             status = "451 4.3.0 Temporarily unable to record the message, try again later"
-        except Exception:
+        except Exception:  # defer rather than accept and lose: the sender will retry
             log.exception("LMTP: deferring a message after an unexpected error")
             status = "451 4.3.0 Temporary failure, try again later"
         else:

@@ -11,7 +11,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    select_autoescape,
+)
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
@@ -39,7 +46,7 @@ def template_exists(name: str, override_dir: Path | None) -> bool:
     env = environment(str(override_dir) if override_dir else None)
     try:
         env.get_template(name)
-    except Exception:
+    except TemplateNotFound:
         return False
     return True
 
