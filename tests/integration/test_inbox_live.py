@@ -264,3 +264,26 @@ def test_a_burst_arriving_while_busy_is_not_left_waiting(env: DeskEnv, imap: Dov
     finally:
         assert daemon.stop() == 0
     assert len(env.tickets()) == 40
+
+
+def test_status_and_json_logs_of_a_running_daemon(env: DeskEnv, imap: Dovecot,
+                                                  smtp_capture: SmtpCapture) -> None:
+    import json
+
+    daemon = DaemonProcess(env, "--log-format", "json")
+    try:
+        imap.append(SUPPORT_USER, make_mail())
+        wait_for_client_mail(smtp_capture, 1, timeout=10)
+        status = env.desk_json("status")
+        assert status["alive"] is True and status["workers"][0]["alive"] is True
+        assert status["last_ingest"] is not None
+        assert status["outbox"]["pending"] == 0 and status["outbox"]["sent"] == 2
+        assert status["quarantine"] == 0 and status["open_tickets"] == 1
+        assert env.desk("status").returncode == 0
+    finally:
+        assert daemon.stop() == 0
+    stopped = env.desk("status", check=False)
+    assert stopped.returncode == 1 and "NOT RUNNING" in stopped.stdout
+    lines = [json.loads(line) for line in daemon.output().splitlines() if line.startswith("{")]
+    assert lines and all({"at", "level", "logger", "message"} <= set(d) for d in lines)
+    assert any("started" in d["message"] for d in lines)
