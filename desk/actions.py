@@ -11,7 +11,8 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.models import Contact, Role, Staff, Status, Ticket, TimeEntry
+from desk.directory import of_client
+from desk.models import Role, Staff, Status, Ticket, TimeEntry
 from desk.routing.commands import Command
 from desk.tickets import add_event, add_participant
 
@@ -156,10 +157,7 @@ def add_cc(session: Session, t: Ticket, actor: Actor, arg: str, now: datetime) -
     if "@" not in email:
         raise Refused("#cc needs an address: #cc colleague@client.example")
     # Only the client's own people: a CC must never leak a ticket to an outsider.
-    same_client = t.client_id is not None and (
-        session.scalar(select(Contact.client_id).where(Contact.email == email)) == t.client_id
-        or any(email.endswith("@" + d.domain) for d in (t.client.domains if t.client else [])))
-    if not same_client:
+    if t.client is None or not of_client(session, t.client, email):
         raise Refused(f"{email} is not a contact of {t.client.name if t.client else 'a client'}"
                       "; add them with `desk client add` first")
     add_participant(session, t, email, "cc")

@@ -9,7 +9,6 @@ open a linked new one when it is too late to reopen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -34,25 +33,17 @@ from desk.security import staff_mail_authenticated
 from desk.tickets import add_event
 
 
-@dataclass(slots=True)
-class StaffReplyResult:
-    relayed: bool = False
-    held: bool = False
-    notes: list[str] = field(default_factory=list)
-
-
 def handle_staff_reply(
     session: Session, ticket: Ticket, msg: ParsedMessage, inbound: Message, staff: Staff,
     settings: Settings, now: datetime,
-) -> StaffReplyResult:
-    result = StaffReplyResult()
+) -> None:
     inbound.internal = True  # what staff send the desk is never shown to a client as is
     ok, why = staff_mail_authenticated(msg, settings.security)
     if not ok:
         add_event(session, ticket, "spoofed_staff",
                   f"mail claiming to be from {staff.email} ignored: {why}; nothing changed "
                   "and nothing was sent", at=now, actor=staff.email)
-        return result
+        return
 
     actor = Actor(staff, staff.email)
     parsed = parse_commands(reply_text(msg.text_body))
@@ -62,12 +53,11 @@ def handle_staff_reply(
             "#eta #cc #estimate #approve #reject)" for line in parsed.unknown])
         add_event(session, ticket, "command_refused", "; ".join(parsed.unknown), at=now,
                   actor=staff.email)
-        return result
+        return
 
     names = [c.name for c in parsed.commands]
     people_before = {p.id for p in (ticket.owner, *ticket.workers) if p is not None}
     status_before = ticket.status
-    done: list[str] = []
     refusals: list[str] = []
     savepoint = session.begin_nested()
     body_used = False
@@ -77,14 +67,13 @@ def handle_staff_reply(
                 continue
             if cmd.name == "estimate":
                 # The reply's text explains the estimate: it is not relayed separately.
-                done.append(create_estimate(session, settings, ticket, actor, inbound, cmd.arg,
-                                            parsed.body, now))
+                create_estimate(session, settings, ticket, actor, inbound, cmd.arg, parsed.body,
+                                now)
                 body_used = True
             elif cmd.name in ("approve", "reject"):
-                done.append(_decide(session, ticket, actor, msg, cmd.name, cmd.arg, settings,
-                                    now))
+                _decide(session, ticket, actor, msg, cmd.name, cmd.arg, settings, now)
             else:
-                done.append(run_command(session, ticket, actor, cmd, now))
+                run_command(session, ticket, actor, cmd, now)
         except Refused as exc:
             refusals.append(f"{cmd.line}: {exc}")
     if refusals:
@@ -92,25 +81,21 @@ def handle_staff_reply(
         notices.queue_refusal(session, settings, ticket, staff, inbound, now, refusals)
         add_event(session, ticket, "command_refused", "; ".join(refusals), at=now,
                   actor=staff.email)
-        return result
+        return
     savepoint.commit()
-    result.notes = done
     notify_new_people(session, settings, ticket, people_before, staff, now)
     after_changes(session, settings, ticket, status_before, "time" in names, now)
 
     if "note" in names:
         text = parsed.body or next((c.arg for c in parsed.commands if c.name == "note"), "")
         add_event(session, ticket, "note", text or "(empty note)", at=now, actor=staff.email)
-        return result
+        return
     if not parsed.body or body_used:
-        return result
+        return
     if staff.role == Role.junior_engineer:
         notices.hold_for_approval(session, settings, ticket, staff, inbound, parsed.body, now)
-        result.held = True
-        return result
+        return
     notices.queue_relay(session, settings, ticket, staff, inbound, parsed.body, now)
-    result.relayed = True
-    return result
 
 
 def after_changes(session: Session, settings: Settings, ticket: Ticket, status_before: str,

@@ -114,7 +114,6 @@ class Daemon:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.ingestor = Ingestor(self.factory, settings, clock)
         self.stop = threading.Event()
-        self.maildir_poll_seconds = MAILDIR_POLL_SECONDS
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.source = self._make_source()
@@ -209,7 +208,7 @@ class Daemon:
                 if self.source.sync_once(self.stop):
                     self._notify_sender()
                 backoff = 1.0
-                self.stop.wait(self.maildir_poll_seconds)
+                self.stop.wait(MAILDIR_POLL_SECONDS)
             except TransientError as exc:
                 log.warning("database unavailable (%s); retrying in %.0f s", exc, backoff)
                 self.stop.wait(backoff)

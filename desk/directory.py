@@ -117,6 +117,15 @@ def upsert_client(session: Session, spec: ClientSpec,
     return client, changes
 
 
+def of_client(session: Session, client: Client, email: str) -> bool:
+    """Is ``email`` one of the client's people: a contact, or an address at its domains?"""
+    email = email.lower()
+    if session.scalar(select(Contact.id).where(Contact.email == email,
+                                               Contact.client_id == client.id)):
+        return True
+    return email.rpartition("@")[2] in {d.domain for d in client.domains}
+
+
 def client_dict(c: Client) -> dict[str, Any]:
     return {
         "id": c.id,

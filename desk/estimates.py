@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from desk.actions import Actor, Refused
 from desk.config import Settings
+from desk.directory import of_client
 from desk.inbox.message import ParsedMessage
 from desk.inbox.quotes import reply_text
 from desk.models import (
-    Contact,
     Estimate,
     Message,
     OutboxStatus,
@@ -36,7 +36,6 @@ from desk.outbound.messages import (
     client_recipients,
     client_thread,
     queue_mail,
-    reply_subject,
     staff_address,
 )
 from desk.reports.hours import month_usage
@@ -192,15 +191,9 @@ def estimate_context(session: Session, settings: Settings, ticket: Ticket, estim
 
 def may_decide(session: Session, ticket: Ticket, email: str) -> bool:
     """Only the client's own people: the requester, a contact, an address at its domains."""
-    email = email.lower()
-    if email == ticket.requester_email:
+    if email.lower() == ticket.requester_email:
         return True
-    if ticket.client is None:
-        return False
-    if session.scalar(select(Contact.id).where(Contact.email == email,
-                                               Contact.client_id == ticket.client_id)):
-        return True
-    return any(email.endswith("@" + d.domain) for d in ticket.client.domains)
+    return ticket.client is not None and of_client(session, ticket.client, email)
 
 
 def handle_decision(session: Session, settings: Settings, ticket: Ticket, msg: ParsedMessage,
@@ -260,6 +253,3 @@ def _tell_owner(session: Session, settings: Settings, ticket: Ticket, estimate: 
                             "hours": _hours(estimate.minutes), "cost": estimate.cost,
                             "desk_name": settings.desk.name})
 
-
-def remind_subject(ticket: Ticket) -> str:
-    return f"Reminder: estimate waiting for your answer: {reply_subject(ticket)[4:]}"

@@ -8,7 +8,7 @@ every decision is written to the ticket's event log with its reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from desk.config import Settings
 from desk.conversation import handle_client_reply, handle_staff_reply, needs_new_ticket
+from desk.directory import of_client
 from desk.inbox.message import Address, ParsedMessage
 from desk.inbox.screening import auto_reply_blockers, is_bounce
 from desk.models import Client, Contact, Message, Ticket
@@ -41,7 +42,6 @@ class Outcome:
     ticket_id: int
     new_ticket: bool
     acknowledged: bool
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -222,10 +222,8 @@ def _add_ccs(
             settings.desk.local_part + "+"
         ):
             continue
-        contact = session.scalar(select(Contact).where(Contact.email == addr.email))
-        same_domain = any(addr.domain == d.domain for d in client.domains)
-        colleague = (contact is not None and contact.client_id == client.id) or same_domain
-        if colleague and add_participant(session, ticket, addr.email, "cc"):
+        if of_client(session, client, addr.email) and add_participant(
+                session, ticket, addr.email, "cc"):
             add_event(session, ticket, "participant", f"{addr.email} (CC'd colleague of "
                           f"{client.name}) joins the conversation", at=ticket.updated_at)
 

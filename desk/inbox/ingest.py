@@ -61,10 +61,6 @@ class Ingestor:
         self.settings = settings
         self.clock = clock
 
-    def already_seen(self, source_key: str) -> bool:
-        with self.factory() as session:
-            return session.get(Receipt, source_key) is not None
-
     def ingest(self, source_key: str, raw: bytes, *, source: str) -> IngestResult:
         try:
             return self._ingest(source_key, raw, source)

@@ -23,14 +23,6 @@ class Address:
     def domain(self) -> str:
         return self.email.rpartition("@")[2]
 
-    def formatted(self) -> str:
-        from email.headerregistry import Address as HAddress
-
-        try:
-            return str(HAddress(display_name=self.name, addr_spec=self.email))
-        except (ValueError, IndexError):
-            return self.email
-
 
 @dataclass(frozen=True, slots=True)
 class Attachment:

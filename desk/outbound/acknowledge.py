@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from desk.config import Recommendation, Settings
@@ -34,15 +34,15 @@ def rate_cap_reason(
     """Why an acknowledgement to ``recipient`` must be skipped now, or None."""
     caps = settings.acknowledgements
     since = now - timedelta(hours=caps.window_hours)
-    recent = select(Outbox.subject).where(
+    # One query: at most as many rows as the cap, which is all the rows below it.
+    subjects = session.scalars(select(Outbox.subject).where(
         Outbox.recipient == recipient.lower(), Outbox.kind == "ack", Outbox.created_at >= since
-    )
-    count = session.scalar(select(func.count()).select_from(recent.subquery())) or 0
-    if count >= caps.max_per_sender:
-        return (f"{recipient} already got {count} acknowledgements in the last "
+    ).limit(caps.max_per_sender)).all()
+    if len(subjects) >= caps.max_per_sender:
+        return (f"{recipient} already got {len(subjects)} acknowledgements in the last "
                 f"{caps.window_hours:g} h (cap {caps.max_per_sender})")
     wanted = base_subject(subject).lower()
-    for (sent_subject,) in session.execute(recent):
+    for sent_subject in subjects:
         if base_subject(sent_subject).lower() == wanted:
             return f"{recipient} was already acknowledged for {wanted!r} within the window"
     return None

@@ -10,7 +10,6 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.inbox.message import Address
 from desk.models import Message, Outbox, OutboxStatus, Ticket
 
 
@@ -74,6 +73,3 @@ def enqueue(
     session.flush()  # callers link to the row's id (held replies, estimates)
     return row
 
-
-def format_recipients(addrs: Sequence[Address]) -> list[str]:
-    return [a.email for a in addrs]

@@ -55,11 +55,3 @@ def render(name: str, context: dict[str, Any], override_dir: Path | None = None)
     env = environment(str(override_dir) if override_dir else None)
     return env.get_template(name).render(**context)
 
-
-def render_first(
-    names: list[str], context: dict[str, Any], override_dir: Path | None = None
-) -> tuple[str, str]:
-    """Render the first template that exists (e.g. the tier's own, then the generic one)."""
-    env = environment(str(override_dir) if override_dir else None)
-    template = env.select_template(names)
-    return template.name or names[-1], template.render(**context)

@@ -4,7 +4,7 @@ allowance, open items with status and ETA, SLA compliance, blockers, plans, feed
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -148,6 +148,3 @@ def chart_png(data: dict[str, Any]) -> bytes | None:
                       (used + planned, (160, 190, 225))],
                      max(allowance, used + planned) * 1.05, marker=allowance)
 
-
-def today_in(client: Client, settings: Settings, now: datetime) -> date:
-    return now.astimezone(ZoneInfo(client.timezone or settings.desk.timezone)).date()

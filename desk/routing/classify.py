@@ -41,10 +41,6 @@ class Classification:
     reason_policy: str = ""
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def known(self) -> bool:
-        return self.client is not None
-
 
 def _domain_candidates(domain: str) -> list[str]:
     """``mail.eu.client.com`` -> itself, ``eu.client.com``, ``client.com``."""

@@ -1,4 +1,5 @@
-"""Stored SLA deadlines, recomputed after every change to a ticket.
+"""Stored SLA deadlines, recomputed after every change to a ticket (through
+``desk.sla.clock.refresh``, which also sets ``next_clock_at`` from them).
 
 The clock task then only reads tickets whose ``next_clock_at`` is due (an index), never
 scanning open tickets. Clocks pause while a ticket waits on the customer (or on a
@@ -81,5 +82,3 @@ def recompute(ticket: Ticket, settings: Settings, now: datetime) -> None:
     ticket.first_response_due = due["first_response"]
     ticket.next_update_due = due["next_update"]
     ticket.resolution_due = due["resolution"]
-    pending = [d for d in due.values() if d is not None]
-    ticket.next_clock_at = min(pending) if pending else None

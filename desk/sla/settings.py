@@ -22,7 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from desk.sla.calendar import BusinessCalendar, Duration, WorkingHours, parse_duration
 
-PRIORITIES = ("P1", "P2", "P3", "P4")
 LadderStep = Literal["owner", "project_manager", "account_manager", "backup"]
 
 
