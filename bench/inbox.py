@@ -40,7 +40,7 @@ from tests.servers import Postgres, free_port
 from tests.support import DESK, DaemonProcess, to_clients, wait_for_client_mail
 
 
-def backlog(count: int, postgres: bool) -> None:
+def backlog(count: int, postgres: bool, profile: Path | None = None) -> None:
     root = scratch("desk-bench-backlog-")
     dovecot, capture = servers(root)
     pg = Postgres().start(root / "pg") if postgres else None
@@ -54,7 +54,11 @@ def backlog(count: int, postgres: bool) -> None:
             dovecot.multiappend(SUPPORT_USER, raws[start:start + 500])
         print(f"preloaded {count} messages into Dovecot in {time.monotonic() - t0:.1f} s")
         t0 = time.monotonic()
-        proc = subprocess.run([*DESK, "--config", str(env.config), "run", "--once",
+        # py-spy (pip install py-spy) samples every thread of desk: where the time goes.
+        # The output is collapsed stacks; bench/hotspots.py summarises them.
+        runner = (["py-spy", "record", "--format", "raw", "--rate", "250", "--nonblocking",
+                   "--output", str(profile), "--", *DESK] if profile else DESK)
+        proc = subprocess.run([*runner, "--config", str(env.config), "run", "--once",
                                "--log-level", "warning"], capture_output=True, text=True,
                               cwd=env.root)
         acks = wait_for_client_mail(capture, count, timeout=900)
@@ -162,6 +166,7 @@ def main() -> None:
     b = sub.add_parser("backlog")
     b.add_argument("--messages", type=int, default=1000)
     b.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL, not SQLite")
+    b.add_argument("--profile", type=Path, help="write a pyinstrument profile of desk here")
     i = sub.add_parser("idle")
     i.add_argument("--messages", type=int, default=1200)
     i.add_argument("--rate", type=float, default=20.0, help="messages per second")
@@ -170,7 +175,7 @@ def main() -> None:
     m.add_argument("--rate", type=float, default=20.0, help="messages per second")
     args = parser.parse_args()
     if args.what == "backlog":
-        backlog(args.messages, args.postgres)
+        backlog(args.messages, args.postgres, args.profile)
     elif args.what == "lmtp":
         lmtp(args.messages, args.rate)
     else:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from email.headerregistry import Address as HAddress
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, make_msgid
+from email.charset import QP, Charset
+from email.encoders import encode_base64
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr, make_msgid
 
 from desk.inbox.message import Address
 
@@ -22,11 +27,25 @@ def one_line(text: str) -> str:
     return _CONTROL.sub(" ", text).strip()
 
 
-def _addr(a: Address) -> HAddress:
-    try:
-        return HAddress(display_name=one_line(a.name), addr_spec=a.email)
-    except (ValueError, IndexError):
-        return HAddress(addr_spec=a.email)
+def _addr(a: Address) -> str:
+    # formataddr quotes or RFC 2047-encodes the display name; one_line keeps it one line.
+    return formataddr((one_line(a.name), a.email), charset="utf-8")
+
+
+def _header_text(value: str) -> str | Header:
+    """ASCII stays as it is; anything else becomes an RFC 2047 encoded word."""
+    return value if value.isascii() else Header(value, "utf-8")
+
+
+def _text_part(body: str, subtype: str) -> MIMEText:
+    # 7bit when the text allows it (readable in any client's "view source"), otherwise
+    # quoted-printable: never base64 for text, never a line over the RFC 5322 limit.
+    charset = Charset("utf-8")
+    plain = body.isascii() and all(len(line) < 990 for line in body.splitlines())
+    charset.body_encoding = None if plain else QP
+    part = MIMEText(body, subtype, charset)  # type: ignore[arg-type]
+    del part["MIME-Version"]  # belongs on the message, not on each part
+    return part
 
 
 def new_message_id(domain: str, hint: str) -> str:
@@ -51,45 +70,70 @@ def build_mail(
     loop_value: str | None = None,
     extra_headers: dict[str, str] | None = None,
     related: Sequence[tuple[str, bytes, str, str]] = (),
-) -> EmailMessage:
+) -> Message:
     """``related``: inline parts for the HTML body as (content-id, bytes, maintype,
-    subtype), referenced from the HTML as ``cid:<content-id>``."""
-    msg = EmailMessage()
-    msg["From"] = _addr(from_addr)
-    msg["To"] = [_addr(a) for a in to]
+    subtype), referenced from the HTML as ``cid:<content-id>``.
+
+    Built with the compat32 MIME classes: the modern EmailMessage API parses every header
+    it is given back through the header registry, which cost more than rendering the
+    templates (2.9 ms against 0.4 ms per acknowledgement)."""
+    body: Message = _text_part(text, "plain")
+    if html is not None:
+        html_part: Message = _text_part(html, "html")
+        if related:
+            html_part = MIMEMultipart("related", _subparts=[html_part])
+            del html_part["MIME-Version"]
+            for cid, data, maintype, subtype in related:
+                part = MIMENonMultipart(maintype, subtype)
+                del part["MIME-Version"]
+                part.set_payload(data)
+                encode_base64(part)
+                part["Content-ID"] = f"<{cid}>"
+                part["Content-Disposition"] = "inline"
+                html_part.attach(part)
+        body = MIMEMultipart("alternative", _subparts=[body, html_part])
+    msg = body
+    headers: list[tuple[str, str | Header]] = [
+        ("From", _addr(from_addr)),
+        ("To", ", ".join(_addr(a) for a in to)),
+    ]
     if cc:
-        msg["Cc"] = [_addr(a) for a in cc]
-    msg["Subject"] = one_line(subject)
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = f"<{message_id}>"
+        headers.append(("Cc", ", ".join(_addr(a) for a in cc)))
+    headers += [
+        ("Subject", _header_text(one_line(subject))),
+        ("Date", format_datetime(date)),
+        ("Message-ID", f"<{message_id}>"),
+    ]
     if reply_to:
-        msg["Reply-To"] = reply_to
+        headers.append(("Reply-To", one_line(reply_to)))
     if in_reply_to:
-        msg["In-Reply-To"] = f"<{in_reply_to}>"
-    refs = [r for r in dict.fromkeys(references) if r]
+        headers.append(("In-Reply-To", f"<{one_line(in_reply_to)}>"))
+    refs = [one_line(r) for r in dict.fromkeys(references) if r]
     if refs:
         # Long threads: keep the first and the last ids, as RFC 5322 suggests.
         if len(refs) > 20:
             refs = [refs[0], *refs[-19:]]
-        msg["References"] = " ".join(f"<{r}>" for r in refs)
+        headers.append(("References", " ".join(f"<{r}>" for r in refs)))
     if auto_submitted:
-        msg["Auto-Submitted"] = auto_submitted
+        headers.append(("Auto-Submitted", auto_submitted))
         # Ask Exchange not to answer our automatic mail with its own automatic mail.
-        msg["X-Auto-Response-Suppress"] = "All"
+        headers.append(("X-Auto-Response-Suppress", "All"))
     if loop_value:
-        msg[LOOP_HEADER] = loop_value
+        headers.append((LOOP_HEADER, one_line(loop_value)))
     for name, value in (extra_headers or {}).items():
-        msg[name] = one_line(value)
-    msg.set_content(text)
-    if html is not None:
-        msg.add_alternative(html, subtype="html")
-        html_part = msg.get_payload()[1]  # type: ignore[index]
-        for cid, data, maintype, subtype in related:
-            html_part.add_related(data, maintype=maintype, subtype=subtype, cid=f"<{cid}>",
-                                  disposition="inline")
+        headers.append((name, _header_text(one_line(value))))
+    # The envelope headers go first, as every client shows them; MIME headers follow.
+    mime_headers = [(k, v) for k, v in msg.items() if k != "MIME-Version"]
+    for name in list(msg.keys()):
+        del msg[name]
+    for name, value in [*headers, ("MIME-Version", "1.0"), *mime_headers]:
+        msg[name] = value
     return msg
 
 
-def to_bytes(msg: EmailMessage) -> bytes:
+_WIRE = compat32.clone(linesep="\r\n")
+
+
+def to_bytes(msg: Message) -> bytes:
     """Wire format (CRLF), fixed once: a resend is then byte-identical."""
-    return msg.as_bytes(policy=SMTP)
+    return msg.as_bytes(policy=_WIRE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from email.message import EmailMessage
+from email.message import Message as MimeMessage
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +19,7 @@ def enqueue(
     ticket: Ticket | None,
     kind: str,
     event_key: str,
-    mail: EmailMessage,
+    mail: MimeMessage,
     raw: bytes,
     mail_from: str,
     recipients: Sequence[str],
