@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -124,6 +124,77 @@ def of_client(session: Session, client: Client, email: str) -> bool:
                                                Contact.client_id == client.id)):
         return True
     return email.rpartition("@")[2] in {d.domain for d in client.domains}
+
+
+# -- lookups within one transaction ------------------------------------------------------
+# The ingest of a backlog runs many messages in one transaction (inbox/ingest.py). The
+# staff list and the domain table are small and read for every message; each is read once
+# per transaction here and kept in ``session.info``, which lives exactly as long as the
+# session. Our own changes go through the same ORM objects, so the copy stays true; a
+# rolled-back savepoint calls ``forget_cached``.
+
+_CACHE = "desk.directory"
+
+
+@dataclass(slots=True)
+class _Cached:
+    staff: dict[str, Staff] | None = None
+    domains: dict[str, int] | None = None  # domain -> client id
+    load: dict[int, int] | None = None  # staff id -> open tickets owned or worked
+
+
+def _cached(session: Session) -> _Cached:
+    found = session.info.get(_CACHE)
+    if found is None:
+        found = session.info[_CACHE] = _Cached()
+    return found
+
+
+def forget_cached(session: Session) -> None:
+    session.info.pop(_CACHE, None)
+
+
+def all_staff(session: Session) -> list[Staff]:
+    cache = _cached(session)
+    if cache.staff is None:
+        cache.staff = {p.email: p for p in session.scalars(select(Staff).order_by(Staff.id))}
+    return list(cache.staff.values())
+
+
+def staff_by_email(session: Session, email: str | None) -> Staff | None:
+    if not email:
+        return None
+    all_staff(session)
+    staff = _cached(session).staff
+    assert staff is not None
+    return staff.get(email.lower())
+
+
+def client_by_domain(session: Session, domain: str) -> Client | None:
+    cache = _cached(session)
+    if cache.domains is None:
+        cache.domains = {d: c for d, c in session.execute(
+            select(ClientDomain.domain, ClientDomain.client_id))}
+    client_id = cache.domains.get(domain)
+    return session.get(Client, client_id) if client_id is not None else None
+
+
+def staff_load(session: Session, compute: Callable[[Session], dict[int, int]]
+               ) -> dict[int, int]:
+    """Everyone's open load, computed once per transaction and then kept up to date by
+    ``count_assignment``; a staff reply that may close a ticket calls ``forget_cached``."""
+    cache = _cached(session)
+    if cache.load is None:
+        cache.load = compute(session)
+    return cache.load
+
+
+def count_assignment(session: Session, people: Sequence[Staff | None]) -> None:
+    load = _cached(session).load
+    if load is None:
+        return
+    for person in dict.fromkeys(p for p in people if p is not None):
+        load[person.id] = load.get(person.id, 0) + 1
 
 
 def client_dict(c: Client) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from desk.config import Settings
 from desk.conversation import handle_client_reply, handle_staff_reply, needs_new_ticket
-from desk.directory import of_client
+from desk.directory import forget_cached, of_client
 from desk.inbox.message import Address, ParsedMessage
 from desk.inbox.screening import auto_reply_blockers, is_bounce
 from desk.models import Client, Contact, Message, Ticket
@@ -125,6 +125,9 @@ def _open_ticket(
         (classification.client.timezone if classification.client else None)
         or settings.desk.timezone
     )
+    # Asked before the ticket exists: the query then has nothing of this ticket to flush.
+    reason = "; ".join(blockers) if blockers else rate_cap_reason(
+        session, settings, requester.email, msg.subject, now)
     assignment = assign(session, classification, rules=settings.routing.rules,
                         text=f"{msg.subject}\n{msg.text_body[:4000]}",
                         triage=settings.desk.triage, today=now.astimezone(client_tz).date(),
@@ -174,8 +177,6 @@ def _open_ticket(
     refresh(ticket, settings, now)
 
     acked = False
-    reason = "; ".join(blockers) if blockers else rate_cap_reason(
-        session, settings, requester.email, msg.subject, now)
     if reason:
         add_event(session, ticket, "ack_suppressed", reason, at=now)
     elif queue_acknowledgement(session, settings, ticket, classification, msg, requester, now):
@@ -205,6 +206,7 @@ def _append(journey: Journey, classification: Classification, match: ThreadMatch
     staff = classification.staff
     if staff is not None and staff.email != ticket.requester_email:
         handle_staff_reply(session, ticket, msg, inbound, staff, settings, now)
+        forget_cached(session)  # a command may have closed or reassigned: load changed
     else:
         if ticket.client is not None:
             _add_ccs(session, ticket, msg, ticket.client, settings)

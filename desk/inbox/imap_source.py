@@ -33,6 +33,9 @@ from desk.workers import is_dead
 log = logging.getLogger("desk.inbox")
 
 FETCH_BATCH = 200
+# Messages per ingest transaction: a commit per message is most of the cost of a backlog,
+# and a longer transaction would keep other writers (the sender, the CLI) waiting.
+INGEST_BATCH = 50
 # RFC 2177 allows servers to drop IDLE after 30 min; re-issuing every 5 min also catches
 # connections that died silently (no FIN) and mail a server forgot to announce.
 IDLE_REISSUE_SECONDS = 5 * 60
@@ -182,21 +185,29 @@ class ImapSource:
             fetched = client.fetch(batch, ["BODY.PEEK[]"])
             done: list[int] = []
             gap: int | None = None  # the first UID we could not read: never skip past it
+            items: list[tuple[int, str, bytes]] = []
+            for uid in batch:
+                data = fetched.get(uid)
+                if data is None or b"BODY[]" not in data:
+                    # Expunged meanwhile, or not readable yet: look again next time.
+                    log.info("%s: UID %s not fetched; will look again", self.key, uid)
+                    gap = uid if gap is None else gap
+                    continue
+                items.append((uid, f"{self.key}:{uidvalidity}:{uid}", data[b"BODY[]"] or b""))
+            fetched.clear()  # the raw mail now lives in items only: keep memory flat
             try:
-                for uid in batch:
-                    data = fetched.get(uid)
-                    if data is None or b"BODY[]" not in data:
-                        # Expunged meanwhile, or not readable yet: look again next time.
-                        log.info("%s: UID %s not fetched; will look again", self.key, uid)
-                        gap = uid if gap is None else gap
-                        continue
-                    key = f"{self.key}:{uidvalidity}:{uid}"
-                    results.append(self.ingestor.ingest(key, data[b"BODY[]"] or b"",
-                                                        source=self.name))
-                    done.append(uid)
+                for first in range(0, len(items), INGEST_BATCH):
+                    if stop is not None and stop.is_set():
+                        gap = items[first][0] if gap is None else min(gap, items[first][0])
+                        break
+                    chunk = items[first:first + INGEST_BATCH]
+                    results += self.ingestor.ingest_batch(
+                        [(key, raw) for _, key, raw in chunk], source=self.name)
+                    done += [uid for uid, _, _ in chunk]
+                    self.on_ingested()  # the sender starts on this chunk's mail now
             finally:
                 # Whatever committed is acknowledged at the source, even if a later
-                # message in the batch hit a database outage.
+                # chunk of the batch hit a database outage.
                 if done:
                     self._acknowledge(client, done)
                     high = max(done) if gap is None else min(max(done), gap - 1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,8 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from desk.config import Settings
+from desk.config import IntakeSection, Settings
 from desk.db import is_transient, transaction
+from desk.directory import forget_cached
 from desk.inbox.message import ParsedMessage
 from desk.inbox.parse import ParseError, parse_message
 from desk.models import Message, Quarantine, RawMessage, Receipt
@@ -39,6 +40,12 @@ class IngestResult:
     new_ticket: bool = False
     acknowledged: bool = False
     reason: str = ""
+
+
+def _too_big(raw: bytes, limits: IntakeSection) -> str:
+    # Kept whole: raising the cap and `desk quarantine retry` must give the real mail.
+    return (f"message is {len(raw):,} bytes, over the {limits.max_message_bytes:,} byte cap "
+            "([intake] max_message_bytes)")
 
 
 def _summary(raw: bytes) -> tuple[str, str]:
@@ -76,12 +83,7 @@ class Ingestor:
     def _ingest(self, source_key: str, raw: bytes, source: str) -> IngestResult:
         limits = self.settings.intake
         if len(raw) > limits.max_message_bytes:
-            # Kept whole: raising the cap and `desk quarantine retry` must give the real mail.
-            return self.quarantine(
-                source_key, raw,
-                f"message is {len(raw):,} bytes, over the {limits.max_message_bytes:,} byte cap "
-                "([intake] max_message_bytes)",
-            )
+            return self.quarantine(source_key, raw, _too_big(raw, limits))
         with self.factory() as session:
             if session.get(Receipt, source_key) is not None:
                 return IngestResult("already")
@@ -98,24 +100,87 @@ class Ingestor:
             return self._record_duplicate(source_key, msg.message_id)
 
     def _record(self, source_key: str, raw: bytes, msg: ParsedMessage, source: str) -> IngestResult:
-        now = self.clock()
         with transaction(self.factory) as session:
-            existing = session.scalar(
-                select(Message.id).where(Message.dedupe_key == msg.message_id)
-            )
-            if existing is not None:
-                session.add(Receipt(source_key=source_key, dedupe_key=msg.message_id,
-                                    outcome="duplicate", message_pk=existing, created_at=now))
-                return IngestResult("duplicate", reason=f"Message-ID <{msg.message_id}> seen")
-            raw_row = RawMessage(data=raw)
-            session.add(raw_row)
-            session.flush()
-            outcome = process(session, msg, self.settings, now=now, source=source,
-                              raw_id=raw_row.id)
+            return self._record_in(session, source_key, raw, msg, source, self.clock())
+
+    def _record_in(self, session: Session, source_key: str, raw: bytes, msg: ParsedMessage,
+                   source: str, now: datetime) -> IngestResult:
+        existing = session.scalar(select(Message.id).where(Message.dedupe_key == msg.message_id))
+        if existing is not None:
             session.add(Receipt(source_key=source_key, dedupe_key=msg.message_id,
-                                outcome="ticketed", created_at=now))
-            return IngestResult("ticketed", ticket_id=outcome.ticket_id,
-                                new_ticket=outcome.new_ticket, acknowledged=outcome.acknowledged)
+                                outcome="duplicate", message_pk=existing, created_at=now))
+            return IngestResult("duplicate", reason=f"Message-ID <{msg.message_id}> seen")
+        raw_row = RawMessage(data=raw)
+        session.add(raw_row)
+        session.flush()
+        outcome = process(session, msg, self.settings, now=now, source=source,
+                          raw_id=raw_row.id)
+        session.add(Receipt(source_key=source_key, dedupe_key=msg.message_id,
+                            outcome="ticketed", created_at=now))
+        return IngestResult("ticketed", ticket_id=outcome.ticket_id,
+                            new_ticket=outcome.new_ticket, acknowledged=outcome.acknowledged)
+
+    # -- several messages, one transaction ----------------------------------------------
+    def ingest_batch(self, items: Sequence[tuple[str, bytes]], *, source: str
+                     ) -> list[IngestResult]:
+        """Ingest ``(source_key, raw)`` pairs in one transaction, each message in its own
+        savepoint: a message that fails is rolled back alone and quarantined inside the
+        same transaction. The caller acknowledges the whole batch at the source after we
+        return (committed) and nothing of it when we raise ``TransientError``.
+
+        One commit per batch instead of per message is what a backlog needs; the exactly-
+        once rules are unchanged, as receipts and source acknowledgement still go together.
+        """
+        if len(items) <= 1:
+            return [self.ingest(key, raw, source=source) for key, raw in items]
+        try:
+            with transaction(self.factory) as session:
+                done = set(session.scalars(select(Receipt.source_key).where(
+                    Receipt.source_key.in_([key for key, _ in items]))))
+                return [IngestResult("already") if key in done
+                        else self._one_of_batch(session, key, raw, source)
+                        for key, raw in items]
+        except TransientError:
+            raise
+        except Exception as exc:
+            if is_transient(exc):
+                raise TransientError(str(exc)) from exc
+            # Failed outside any one message's savepoint (at commit, say): nothing was
+            # recorded, so one transaction per message sorts out which one is at fault.
+            log.warning("batch of %d failed (%s: %s); ingesting one by one", len(items),
+                        type(exc).__name__, exc)
+            return [self.ingest(key, raw, source=source) for key, raw in items]
+
+    def _one_of_batch(self, session: Session, key: str, raw: bytes, source: str
+                      ) -> IngestResult:
+        now = self.clock()
+        limits = self.settings.intake
+        if len(raw) > limits.max_message_bytes:
+            return self._quarantine_in(session, key, raw, now, _too_big(raw, limits))
+        try:
+            msg = parse_message(raw, max_attachment_bytes=limits.max_attachment_bytes)
+        except ParseError as exc:
+            return self._quarantine_in(session, key, raw, now, f"cannot parse: {exc}")
+        savepoint = session.begin_nested()
+        try:
+            result = self._record_in(session, key, raw, msg, source, now)
+            savepoint.commit()
+            return result
+        except Exception as exc:
+            savepoint.rollback()
+            forget_cached(session)  # objects the savepoint touched are stale now
+            if is_transient(exc):
+                raise
+            if isinstance(exc, IntegrityError):
+                # Another worker recorded the same Message-ID first.
+                session.add(Receipt(source_key=key, dedupe_key=msg.message_id,
+                                    outcome="duplicate", created_at=now))
+                return IngestResult("duplicate", reason=f"Message-ID <{msg.message_id}> seen")
+            if isinstance(exc, Unprocessable):
+                return self._quarantine_in(session, key, raw, now, str(exc))
+            reason = f"{type(exc).__name__}: {exc}"
+            log.exception("quarantining %s: %s", key, reason)
+            return self._quarantine_in(session, key, raw, now, reason, traceback.format_exc())
 
     def _record_duplicate(self, source_key: str, dedupe_key: str) -> IngestResult:
         with transaction(self.factory) as session:
@@ -127,25 +192,27 @@ class Ingestor:
     def quarantine(
         self, source_key: str, raw: bytes, reason: str, detail: str = ""
     ) -> IngestResult:
-        subject, sender = _summary(raw)
-        now = self.clock()
         try:
             with transaction(self.factory) as session:
                 if session.get(Receipt, source_key) is not None:
                     return IngestResult("already")
-                row = Quarantine(source_key=source_key, raw=raw, reason=reason[:2000],
-                                 detail=detail[-20000:], subject=subject, sender=sender,
-                                 created_at=now)
-                session.add(row)
-                session.flush()
-                session.add(Receipt(source_key=source_key, dedupe_key=f"quarantine:{row.id}",
-                                    outcome="quarantined", quarantine_id=row.id, created_at=now))
-                qid = row.id
+                return self._quarantine_in(session, source_key, raw, self.clock(), reason,
+                                           detail)
         except Exception as exc:
             # Not even the quarantine row could be written: the source keeps the message.
             raise TransientError(f"cannot quarantine: {exc}") from exc
-        log.warning("quarantined %s as #%s: %s", source_key, qid, reason)
-        return IngestResult("quarantined", quarantine_id=qid, reason=reason)
+
+    def _quarantine_in(self, session: Session, source_key: str, raw: bytes, now: datetime,
+                       reason: str, detail: str = "") -> IngestResult:
+        subject, sender = _summary(raw)
+        row = Quarantine(source_key=source_key, raw=raw, reason=reason[:2000],
+                         detail=detail[-20000:], subject=subject, sender=sender, created_at=now)
+        session.add(row)
+        session.flush()
+        session.add(Receipt(source_key=source_key, dedupe_key=f"quarantine:{row.id}",
+                            outcome="quarantined", quarantine_id=row.id, created_at=now))
+        log.warning("quarantined %s as #%s: %s", source_key, row.id, reason)
+        return IngestResult("quarantined", quarantine_id=row.id, reason=reason)
 
     def retry_quarantined(self, quarantine_id: int) -> IngestResult:
         """Run the pipeline again on a quarantined message (after a fix or a config change)."""

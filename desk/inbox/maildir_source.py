@@ -14,6 +14,8 @@ from desk.inbox.ingest import Ingestor, IngestResult
 
 log = logging.getLogger("desk.inbox")
 
+BATCH = 50  # messages per transaction, as for IMAP
+
 
 class MaildirSource:
     name = "maildir"
@@ -33,16 +35,21 @@ class MaildirSource:
 
     def sync_once(self, stop: object | None = None) -> list[IngestResult]:
         results: list[IngestResult] = []
-        for name in self.pending():
+        names = self.pending()
+        for first in range(0, len(names), BATCH):
             if stop is not None and getattr(stop, "is_set", lambda: False)():
                 break
-            src = self.path / "new" / name
-            try:
-                raw = src.read_bytes()
-            except FileNotFoundError:
-                continue  # another process took it
-            result = self.ingestor.ingest(self._key(name), raw, source=self.name)
-            base = name.split(":", 1)[0]
-            os.replace(src, self.path / "cur" / f"{base}:2,S")
-            results.append(result)
+            items: list[tuple[str, bytes]] = []
+            files: list[str] = []
+            for name in names[first:first + BATCH]:
+                try:
+                    items.append((self._key(name), (self.path / "new" / name).read_bytes()))
+                except FileNotFoundError:
+                    continue  # another process took it
+                files.append(name)
+            # One transaction for the chunk; files move only once it committed.
+            results += self.ingestor.ingest_batch(items, source=self.name)
+            for name in files:
+                base = name.split(":", 1)[0]
+                os.replace(self.path / "new" / name, self.path / "cur" / f"{base}:2,S")
         return results

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import errors as email_errors
 from email import policy
+from email.headerregistry import UnstructuredHeader
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
@@ -39,6 +40,10 @@ _NESTED = "attached message: "
 # Re-serialising a forwarded message: compat32 writes stored header values back verbatim
 # instead of re-folding them through the strict header registry (which can raise).
 _RAW_POLICY = policy.compat32.clone(max_line_length=None)
+# Headers the registry gives a structure (addresses, dates, MIME parameters).
+_STRUCTURED = frozenset(name for name, cls in _POLICY.header_factory.registry.items()
+                        if not issubclass(cls, UnstructuredHeader))
+_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
 
 
 class ParseError(Exception):
@@ -273,6 +278,10 @@ class _HeaderReader:
         return _unfold(values[0]) if values else None
 
     def _parsed(self, name: str, value: str, *, note: bool = False) -> str:
+        if value.isascii() and "=?" not in value and name.lower() not in _STRUCTURED:
+            # Plain ASCII text has nothing to decode; the registry's parser would return it
+            # unchanged and is the costliest step of reading a message.
+            return _LINE_BREAKS.sub("", value)
         try:
             return str(_POLICY.header_fetch_parse(name, value))
         except Exception:  # any stdlib header-class failure: fall back to plain decoding

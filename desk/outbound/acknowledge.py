@@ -118,4 +118,5 @@ def queue_acknowledgement(
         to=[requester], subject=tagged(ticket.subject, ticket.ref),
         template=f"ack_{ticket.tier or 'unknown'}", context=context, now=now,
         thread=Thread(msg.message_id, [*msg.references, msg.message_id]),
+        fresh=True, flush=False,  # a ticket opened in this transaction
     )

@@ -65,9 +65,12 @@ def queue_mail(
     author: Staff | None = None,
     approval_of: Outbox | None = None,
     related: Sequence[tuple[str, bytes, str, str]] = (),
+    fresh: bool = False,
+    flush: bool = True,
 ) -> Outbox | None:
     """Render ``template`` (``NAME.txt.j2``, plus ``NAME.html.j2`` when it exists) and
-    queue it. Returns None when this event already has its mail."""
+    queue it. Returns None when this event already has its mail. ``fresh`` and ``flush``:
+    see ``outbox.enqueue``."""
     override = settings.template_override_dir
     text = render(f"{template}.txt.j2", context, override)
     html = (render(f"{template}.html.j2", context, override)
@@ -97,10 +100,9 @@ def queue_mail(
         session, ticket=ticket, kind=kind, event_key=event_key, mail=mail, raw=to_bytes(mail),
         mail_from=settings.desk.address, recipients=[a.email for a in (*to, *cc)], now=now,
         body_text=text, internal=internal, status=status,
+        author_staff_id=author.id if author else None,
+        approval_of_id=approval_of.id if approval_of else None, fresh=fresh, flush=flush,
     )
-    if row is not None:
-        row.author_staff_id = author.id if author else None
-        row.approval_of_id = approval_of.id if approval_of else None
     return row
 
 

@@ -118,6 +118,7 @@ def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: 
             subject=f"{what}: {tagged(ticket.subject, ticket.ref)} ({ticket.priority}"
                     f"{', ' + facts['client'] if facts['client'] else ''})",
             template="notice", context=context, now=now, internal=True,
+            fresh=kind == "new", flush=False,  # "new": the inbound message is this one
         )
         sent += row is not None
     return sent

@@ -27,9 +27,19 @@ def enqueue(
     body_text: str,
     internal: bool = False,
     status: OutboxStatus = OutboxStatus.pending,
+    author_staff_id: int | None = None,
+    approval_of_id: int | None = None,
+    fresh: bool = False,
+    flush: bool = True,
 ) -> Outbox | None:
-    """Queue ``raw`` for delivery. Returns None when this event already has its mail."""
-    if session.scalar(select(Outbox.id).where(Outbox.event_key == event_key)) is not None:
+    """Queue ``raw`` for delivery. Returns None when this event already has its mail.
+
+    ``fresh``: the event was created in this very transaction, so no mail can exist for
+    it yet (the unique event key still guards it). ``flush=False``: the caller does not
+    need the row's id now; it is written with the next flush. Both save a round of the
+    ORM's unit of work per mail, which adds up over a backlog."""
+    if not fresh and session.scalar(
+            select(Outbox.id).where(Outbox.event_key == event_key)) is not None:
         return None
     message_id = str(mail["Message-ID"]).strip().strip("<>")
     row = Outbox(
@@ -45,6 +55,8 @@ def enqueue(
         status=status,
         next_attempt_at=now,
         created_at=now,
+        author_staff_id=author_staff_id,
+        approval_of_id=approval_of_id,
     )
     session.add(row)
     if ticket is not None and status != OutboxStatus.held:
@@ -70,6 +82,7 @@ def enqueue(
         )
         if not internal:  # the count is the conversation the client sees
             ticket.message_count = (ticket.message_count or 0) + 1
-    session.flush()  # callers link to the row's id (held replies, estimates)
+    if flush:
+        session.flush()  # callers link to the row's id (held replies, estimates)
     return row
 

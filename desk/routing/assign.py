@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from desk.directory import all_staff, count_assignment, staff_by_email, staff_load
 from desk.models import OPEN_STATUSES, Client, Role, Staff, Status, Ticket, TicketWorker
 from desk.routing.classify import Classification
 from desk.routing.rules import Pool, Rule, Target
@@ -54,18 +55,12 @@ class _Resolver:
         self.today = today
         self.now = now
         self.reasons: list[str] = []
-        self._load: dict[int, int] | None = None
 
     def load(self) -> dict[int, int]:
-        """Everyone's open load, queried once per assignment (it is the costly part)."""
-        if self._load is None:
-            self._load = open_load(self.session)
-        return self._load
+        return staff_load(self.session, open_load)
 
     def staff(self, email: str | None) -> Staff | None:
-        if not email:
-            return None
-        return self.session.scalar(select(Staff).where(Staff.email == email.lower()))
+        return staff_by_email(self.session, email)
 
     def why_not(self, person: Staff | None, as_owner: bool) -> str | None:
         if person is None:
@@ -83,9 +78,7 @@ class _Resolver:
         return None
 
     def pick_from_pool(self, pool: Pool, exclude: Sequence[int] = ()) -> Staff | None:
-        candidates = list(self.session.scalars(
-            select(Staff).where(Staff.role == pool.role, Staff.active.is_(True))
-            .order_by(Staff.id)))
+        candidates = [p for p in all_staff(self.session) if p.role == pool.role and p.active]
         load = self.load()
         usable = []
         for person in candidates:
@@ -200,6 +193,8 @@ def assign(
             if person is not None:
                 person.last_assigned_at = now
         status = rule.status or Status.new
+        if status in OPEN_STATUSES:
+            count_assignment(session, [owner, *workers])
         if status == Status.awaiting_approval:
             resolver.reasons.append("no engineering work until the account manager signs off "
                                     "a costed estimate")
@@ -208,4 +203,5 @@ def assign(
     owner = resolver.triage_owner()
     if owner is not None:
         owner.last_assigned_at = now
+    count_assignment(session, [owner])
     return Assignment(owner, Status.new, None, [], resolver.reasons)

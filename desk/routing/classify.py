@@ -13,8 +13,9 @@ from functools import lru_cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from desk.directory import client_by_domain, staff_by_email
 from desk.inbox.message import ParsedMessage
-from desk.models import Client, ClientDomain, Contact, Staff, Tier
+from desk.models import Client, Contact, Staff, Tier
 from desk.routing.classify_phrases import DEFAULT_URGENT_PHRASES
 
 # The tier's default priority (DOMAIN.md: SLA tiers high, hosting-only lowest).
@@ -55,15 +56,10 @@ def find_client(session: Session, email: str) -> tuple[Client | None, Contact | 
         return contact.client, contact, f"{email} is a contact of {contact.client.name}"
     domain = email.rpartition("@")[2]
     candidates = _domain_candidates(domain)
-    if candidates:
-        rows = session.execute(
-            select(ClientDomain).where(ClientDomain.domain.in_(candidates))
-        ).scalars().all()
-        by_domain = {r.domain: r for r in rows}
-        for cand in candidates:  # most specific first
-            if cand in by_domain:
-                client = by_domain[cand].client
-                return client, None, f"domain {cand} belongs to {client.name}"
+    for cand in candidates:  # most specific first
+        client = client_by_domain(session, cand)
+        if client is not None:
+            return client, None, f"domain {cand} belongs to {client.name}"
     return None, None, f"{email} matches no contact or client domain"
 
 
@@ -88,7 +84,7 @@ def classify(
     on_behalf_of: str | None = None,
 ) -> Classification:
     sender = on_behalf_of or (msg.sender.email if msg.sender else "")
-    staff = session.scalar(select(Staff).where(Staff.email == sender)) if sender else None
+    staff = staff_by_email(session, sender)
     client, contact, reason = find_client(session, sender) if sender else (None, None, "no sender")
     tier = client.tier if client else None
     # The tier's SLA policy unless the client has its own (set with --sla-policy).
