@@ -159,6 +159,11 @@ class Daemon:
         """Process everything pending, deliver the outbox, exit (tests and cron)."""
         summary = RunSummary()
         self._beat()
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        ingest_done = asyncio.Event()
+        # Mail goes out while the backlog is still being read (the ingest thread wakes the
+        # sender after every committed batch): the SMTP server's time overlaps ours.
+        delivering = asyncio.create_task(self._deliver_until(ingest_done, summary))
         try:
             if self.source is not None:
                 summary.add_ingest(await asyncio.to_thread(self.source.sync_once, self.stop))
@@ -169,6 +174,9 @@ class Daemon:
             summary.notes.append("another desk process holds the mailbox lease: "
                                  "this run delivered and ran the clock only")
         finally:
+            ingest_done.set()
+            self._wake.set()
+            await delivering
             if isinstance(self.source, ImapSource):
                 await asyncio.to_thread(self._close_source)
         try:
@@ -184,6 +192,17 @@ class Daemon:
         self._close_journal()
         self._beat(stopped=True)
         return summary
+
+    async def _deliver_until(self, done: asyncio.Event, summary: RunSummary) -> None:
+        assert self._wake is not None
+        while not done.is_set():
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                summary.add_send(await self.sender.deliver_due(self.stop))
+            except Exception as exc:  # the final round after the clock tries again
+                if not is_transient(exc):
+                    log.exception("delivery during intake failed")
 
     def _close_journal(self) -> None:
         if self.sender.journal is not None:

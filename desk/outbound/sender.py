@@ -1,7 +1,7 @@
-"""Delivers outbox rows: claim, send, mark sent, one commit per message.
+"""Delivers outbox rows: claim, send, journal the server's acceptance, mark sent.
 
-The only way a client can get a mail twice is a crash between the server's 250 and our
-commit; then the retry sends the identical bytes with the same Message-ID.
+The only way a client can get a mail twice is a crash between the server's 250 and the
+journal's fsync; then the retry sends the identical bytes with the same Message-ID.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from desk.workers import dead_workers
 log = logging.getLogger("desk.outbound")
 
 CLAIM_SECONDS = 300
+MARK_BATCH = 50
 
 
 def backoff_seconds(attempts: int, rng: random.Random | None = None) -> float:
@@ -119,11 +120,11 @@ class Sender:
                 row.claimed_until = now + timedelta(seconds=CLAIM_SECONDS)
             return rows
 
-    def _mark_sent(self, row_id: int) -> None:
+    def _mark_sent(self, row_ids: list[int]) -> None:
         with transaction(self.factory) as session:
             session.execute(
                 update(Outbox)
-                .where(Outbox.id == row_id)
+                .where(Outbox.id.in_(row_ids))
                 .values(status=OutboxStatus.sent, sent_at=self.clock(), claimed_until=None,
                         last_error=None)
             )
@@ -176,6 +177,17 @@ class Sender:
     ) -> bool:
         """Send rows from the front of ``pending``, removing each once it is settled.
         Returns False when this round should end early."""
+        accepted: list[int] = []  # journaled, not yet marked sent in the database
+        try:
+            return await self._send_each(pending, report, stop, accepted)
+        finally:
+            if accepted:
+                self._mark_sent(accepted)  # if this raises, the journal keeps the ids
+            if self.journal is not None:
+                self.journal.forget()
+
+    async def _send_each(self, pending: list[Outbox], report: SendReport,
+                         stop: threading.Event | None, accepted: list[int]) -> bool:
         while pending:
             if stop is not None and stop.is_set():
                 return False
@@ -195,13 +207,18 @@ class Sender:
                     return False  # leave the rest queued
                 continue
             pending.pop(0)
-            if self.journal is not None:
-                self.journal.record(row.id)  # durable in one fsync, before any lock wait
-            self._mark_sent(row.id)
             report.sent += 1
             self._server_well()
-        if self.journal is not None:
-            self.journal.forget()
+            if self.journal is None:
+                self._mark_sent([row.id])
+                continue
+            # Durable in one fsync, before any lock wait. With the journal behind them,
+            # rows are marked sent in groups: one commit per MARK_BATCH mails, not per mail.
+            self.journal.record(row.id)
+            accepted.append(row.id)
+            if len(accepted) >= MARK_BATCH:
+                self._mark_sent(accepted)
+                accepted.clear()
         return True
 
     def _server_unwell(self, error: str) -> None:

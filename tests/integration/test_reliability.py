@@ -70,6 +70,13 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(
     ids_per_ticket: dict[str, set[str]] = defaultdict(set)
     for m in acks:
         ids_per_ticket[m.msg["Subject"].split("]")[0]].add(str(m.msg["Message-ID"]))
+    if len(ids_per_ticket) != count:  # say which ones, and where their mail is stuck
+        with env.session() as s:
+            stuck = s.execute(select(Outbox.id, Outbox.subject, Outbox.status,
+                                     Outbox.claimed_by, Outbox.attempts).where(
+                Outbox.kind == "ack", Outbox.status != "sent")).all()
+        raise AssertionError(f"{count - len(ids_per_ticket)} tickets unacknowledged; "
+                             f"unsent acknowledgements: {stuck[:10]}")
     assert len(ids_per_ticket) == count  # every new ticket was acknowledged...
     assert all(len(ids) == 1 for ids in ids_per_ticket.values())  # ...with one mail, never two
     resends = sum(n - 1 for n in per_message_id.values())
