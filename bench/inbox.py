@@ -1,6 +1,6 @@
 """Inbox benchmarks against real servers; prints figures.
 
-    .venv/bin/python bench/inbox.py backlog [--messages 1000] [--postgres]
+    .venv/bin/python bench/inbox.py backlog [--messages 1000] [--postgres] [--profile FILE]
     .venv/bin/python bench/inbox.py idle [--messages 1200 --rate 20]
     .venv/bin/python bench/inbox.py lmtp [--messages 1200 --rate 20]
 
@@ -54,9 +54,10 @@ def backlog(count: int, postgres: bool, profile: Path | None = None) -> None:
             dovecot.multiappend(SUPPORT_USER, raws[start:start + 500])
         print(f"preloaded {count} messages into Dovecot in {time.monotonic() - t0:.1f} s")
         t0 = time.monotonic()
-        # py-spy (pip install py-spy) samples every thread of desk: where the time goes.
+        # py-spy (the [bench] extra) samples every thread of desk: where the time goes.
         # The output is collapsed stacks; bench/hotspots.py summarises them.
-        runner = (["py-spy", "record", "--format", "raw", "--rate", "250", "--nonblocking",
+        spy = str(Path(sys.executable).with_name("py-spy"))
+        runner = ([spy, "record", "--format", "raw", "--rate", "250", "--nonblocking",
                    "--output", str(profile), "--", *DESK] if profile else DESK)
         proc = subprocess.run([*runner, "--config", str(env.config), "run", "--once",
                                "--log-level", "warning"], capture_output=True, text=True,
