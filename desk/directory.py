@@ -9,7 +9,7 @@ import csv
 import io
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -140,6 +140,7 @@ _CACHE = "desk.directory"
 class _Cached:
     staff: dict[str, Staff] | None = None
     domains: dict[str, int] | None = None  # domain -> client id
+    clients: dict[int, Client | None] = field(default_factory=dict)
     load: dict[int, int] | None = None  # staff id -> open tickets owned or worked
 
 
@@ -176,7 +177,14 @@ def client_by_domain(session: Session, domain: str) -> Client | None:
         cache.domains = {d: c for d, c in session.execute(
             select(ClientDomain.domain, ClientDomain.client_id))}
     client_id = cache.domains.get(domain)
-    return session.get(Client, client_id) if client_id is not None else None
+    if client_id is None:
+        return None
+    # Held here, not only in the identity map, which keeps objects weakly: otherwise
+    # every message would load its client again.
+    client = cache.clients.get(client_id)
+    if client is None:
+        client = cache.clients[client_id] = session.get(Client, client_id)
+    return client
 
 
 def staff_load(session: Session, compute: Callable[[Session], dict[int, int]]

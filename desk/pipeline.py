@@ -184,7 +184,6 @@ def _open_ticket(
         add_event(session, ticket, "acknowledged", f"acknowledgement queued to {requester.email}",
                   at=now)
     if not blockers:
-        session.flush()
         notify_staff(session, settings, ticket, inbound, now, kind="new")
     return Outcome(ticket.id, True, acked)
 

@@ -28,6 +28,10 @@ from desk.pipeline import Unprocessable, process
 log = logging.getLogger("desk.inbox")
 
 
+# The raw bytes are written beneath the ORM: only their id is needed, never the object.
+_INSERT_RAW = RawMessage.__table__.insert()
+
+
 class TransientError(Exception):
     """The database is locked or unreachable: keep the message at the source, retry."""
 
@@ -110,11 +114,9 @@ class Ingestor:
             session.add(Receipt(source_key=source_key, dedupe_key=msg.message_id,
                                 outcome="duplicate", message_pk=existing, created_at=now))
             return IngestResult("duplicate", reason=f"Message-ID <{msg.message_id}> seen")
-        raw_row = RawMessage(data=raw)
-        session.add(raw_row)
-        session.flush()
-        outcome = process(session, msg, self.settings, now=now, source=source,
-                          raw_id=raw_row.id)
+        raw_id = session.connection().execute(
+            _INSERT_RAW.values(data=raw).returning(RawMessage.__table__.c.id)).scalar_one()
+        outcome = process(session, msg, self.settings, now=now, source=source, raw_id=raw_id)
         session.add(Receipt(source_key=source_key, dedupe_key=msg.message_id,
                             outcome="ticketed", created_at=now))
         return IngestResult("ticketed", ticket_id=outcome.ticket_id,

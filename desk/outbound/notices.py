@@ -88,13 +88,18 @@ def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: 
                  now: datetime, *, kind: str, only: list[Staff] | None = None) -> int:
     """Tell the owner and workers about a new ticket, a client's reply, or (``only`` the
     people newly given it) an assignment."""
-    people = [p for p in (only if only is not None else (ticket.owner, *ticket.workers))
-              if p is not None and p.active]
+    people = [p for p in dict.fromkeys(
+        only if only is not None else (ticket.owner, *ticket.workers))
+        # never notify someone of their own mail
+        if p is not None and p.active and p.email != inbound.from_addr]
+    if not people:
+        return 0
+    if inbound.id is None:
+        session.flush()  # the notice is keyed by the inbound message's id
     sent = 0
     facts = ticket_facts(session, settings, ticket, now)
-    for person in dict.fromkeys(people):
-        if person.email == inbound.from_addr:
-            continue  # never notify someone of their own mail
+    reason = assignment_reason(session, ticket)
+    for person in people:
         context = {
             "kind": kind,
             "staff_name": person.name.split()[0] if person.name else person.email,
@@ -103,7 +108,7 @@ def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: 
             "message": reply_text(inbound.body_text) if kind == "reply" else inbound.body_text,
             "facts": facts,
             "role": "owner" if person is ticket.owner else "worker",
-            "reason": assignment_reason(session, ticket),
+            "reason": reason,
             "commands": COMMANDS,
             "desk_name": settings.desk.name,
         }

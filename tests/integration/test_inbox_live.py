@@ -54,19 +54,23 @@ def test_idle_turns_new_mail_into_an_ack_within_two_seconds(env: DeskEnv, imap: 
 def test_server_restart_mid_idle_loses_and_repeats_nothing(env: DeskEnv, imap: Dovecot,
                                                           smtp_capture: SmtpCapture) -> None:
     daemon = DaemonProcess(env)
+
+    def wait_for(count: int, timeout: float) -> None:
+        try:
+            wait_for_client_mail(smtp_capture, count, timeout=timeout)
+        except AssertionError:
+            log = [line for line in daemon.output().splitlines() if "imaplib" not in line]
+            raise AssertionError("\n".join(log[-40:])) from None
+
     try:
         imap.append(SUPPORT_USER, make_mail(subject="Before restart"))
-        wait_for_client_mail(smtp_capture, 1, timeout=5)
+        wait_for(1, timeout=15)  # usually 0.1 s; generous for a loaded machine
         imap.stop()
         time.sleep(1.0)  # the daemon notices and backs off
         imap.start()
         imap.append(SUPPORT_USER, make_mail(subject="While it was reconnecting"))
         imap.append(SUPPORT_USER, make_mail(subject="After restart"))
-        try:
-            wait_for_client_mail(smtp_capture, 3, timeout=45)
-        except AssertionError:
-            log = [line for line in daemon.output().splitlines() if "imaplib" not in line]
-            raise AssertionError("\n".join(log[-40:])) from None
+        wait_for(3, timeout=45)
         time.sleep(1.0)  # any duplicate would show up now
     finally:
         assert daemon.stop() == 0
