@@ -290,9 +290,13 @@ class _HeaderReader:
             return _decode_words(value)
 
     def all_headers(self) -> dict[str, list[str]]:
+        """Every header as text for screening and lookups. Addresses, dates and subject
+        have their own readers; here plain ASCII is kept as written, structured or not."""
         out: dict[str, list[str]] = {}
         for name, value in self._raw:
-            out.setdefault(name.lower(), []).append(_clean_line(self._parsed(name, value)))
+            text = (_LINE_BREAKS.sub("", value) if value.isascii() and "=?" not in value
+                    else self._parsed(name, value))
+            out.setdefault(name.lower(), []).append(_clean_line(text))
         return out
 
     def subject(self) -> str:
