@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -166,7 +167,10 @@ class Daemon:
         delivering = asyncio.create_task(self._deliver_until(ingest_done, summary))
         try:
             if self.source is not None:
+                started = time.monotonic()
                 summary.add_ingest(await asyncio.to_thread(self.source.sync_once, self.stop))
+                log.info("intake: %d messages in %.2f s", summary.ingested + summary.duplicates
+                         + summary.quarantined, time.monotonic() - started)
         except TransientError as exc:
             summary.errors.append(f"database unavailable: {exc}")
         except LeaseHeld:
