@@ -596,7 +596,7 @@ def digest_cmd(c: Ctx, fmt: str, send: bool) -> None:
 
     now = c.now()
     with c.session() as s:
-        data = build_digest(s, now)
+        data = build_digest(s, now, c.settings.desk.timezone)
         if send:
             click.echo(f"digest queued to {queue_digest(s, c.settings, now)} managers", err=True)
     if fmt == "json":

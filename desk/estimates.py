@@ -173,8 +173,9 @@ def estimate_context(session: Session, settings: Settings, ticket: Ticket, estim
     client = ticket.client
     allowance = None
     if client is not None and client.hours_per_month:
-        used = month_usage(session, client, now)
-        planned = month_usage(session, client, now, kind="planned")
+        used = month_usage(session, client, now, zone=settings.desk.timezone)
+        planned = month_usage(session, client, now, kind="planned",
+                              zone=settings.desk.timezone)
         total = used.used_minutes + planned.used_minutes + estimate.minutes
         allowance = {"allowance": _hours(int(client.hours_per_month * 60)),
                      "used": _hours(used.used_minutes), "planned": _hours(planned.used_minutes),

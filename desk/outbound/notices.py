@@ -71,7 +71,7 @@ def ticket_facts(session: Session, settings: Settings, ticket: Ticket,
         "hours": None,
     }
     if client is not None and client.hours_per_month:
-        usage = month_usage(session, client, now)
+        usage = month_usage(session, client, now, zone=settings.desk.timezone)
         facts["hours"] = {"used": usage.used_hours, "allowance": usage.allowance_hours,
                           "left": usage.left_hours}
     return facts

@@ -20,10 +20,10 @@ def check_allowance(session: Session, settings: Settings, ticket: Ticket, now: d
     client = ticket.client
     if client is None or not client.hours_per_month:
         return
-    usage = month_usage(session, client, now)
+    usage = month_usage(session, client, now, zone=settings.desk.timezone)
     assert usage.allowance_minutes
     share = usage.used_minutes / usage.allowance_minutes
-    month = now.astimezone(ZoneInfo(client.timezone or "UTC")).strftime("%Y-%m")
+    month = now.astimezone(ZoneInfo(client.timezone or settings.desk.timezone)).strftime("%Y-%m")
     am = session.scalar(select(Staff).where(Staff.email == client.account_manager)) \
         if client.account_manager else None
     for threshold in sorted(settings.reports.allowance_alerts):

@@ -75,8 +75,9 @@ def build_report(session: Session, settings: Settings, client: Client, period: P
     done = [t for t in tickets if t.resolved_at and start <= t.resolved_at < end]
     open_ = [t for t in tickets if t.status in OPEN_STATUSES]
     next_end = (end + timedelta(days=period.days)).date()
-    month = month_usage(session, client, end)
-    planned = month_usage(session, client, end, kind="planned")
+    month = month_usage(session, client, end, zone=settings.desk.timezone)
+    planned = month_usage(session, client, end, kind="planned",
+                              zone=settings.desk.timezone)
 
     ids = [t.id for t in tickets]
     breaches = session.execute(select(Event.ticket_id, Event.data).where(

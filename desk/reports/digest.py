@@ -14,7 +14,7 @@ from desk.reports.hours import month_usage
 from desk.routing.assign import open_load
 
 
-def build_digest(session: Session, now: datetime) -> dict[str, Any]:
+def build_digest(session: Session, now: datetime, zone: str) -> dict[str, Any]:
     since = now - timedelta(days=7)
     open_tickets = session.scalars(
         select(Ticket).where(Ticket.status.in_(OPEN_STATUSES))
@@ -42,7 +42,7 @@ def build_digest(session: Session, now: datetime) -> dict[str, Any]:
     burn = []
     for client in session.scalars(select(Client).where(Client.hours_per_month.is_not(None))
                                   .order_by(Client.name)):
-        usage = month_usage(session, client, now)
+        usage = month_usage(session, client, now, zone=zone)
         if usage.allowance_minutes:
             burn.append({"client": client.name, "used": usage.used_hours,
                          "allowance": usage.allowance_hours,

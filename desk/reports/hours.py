@@ -32,13 +32,17 @@ class Usage:
         return round((self.allowance_minutes - self.used_minutes) / 60, 2)
 
 
-def month_start(client: Client, now: datetime, default_tz: str = "UTC") -> datetime:
+def month_start(client: Client, now: datetime, default_tz: str) -> datetime:
+    """The start of the client's month: in the client's zone, else the agency's (the zone
+    its acknowledgements and reports speak in), never UTC by accident."""
     local = now.astimezone(ZoneInfo(client.timezone or default_tz))
     return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def month_usage(session: Session, client: Client, now: datetime, kind: str = "spent") -> Usage:
-    start = month_start(client, now)
+def month_usage(session: Session, client: Client, now: datetime, kind: str = "spent", *,
+                zone: str) -> Usage:
+    """``zone``: the agency's time zone, for clients without one of their own."""
+    start = month_start(client, now, zone)
     used = session.scalar(select(func.coalesce(func.sum(TimeEntry.minutes), 0)).where(
         TimeEntry.client_id == client.id, TimeEntry.kind == kind, TimeEntry.at >= start,
         TimeEntry.at <= now)) or 0

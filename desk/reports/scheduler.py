@@ -69,7 +69,7 @@ def _digest_moment(settings: Settings, now: datetime) -> datetime:
 
 def queue_digest(session: Session, settings: Settings, now: datetime,
                  key_base: str | None = None, week_of: datetime | None = None) -> int:
-    data = build_digest(session, now)
+    data = build_digest(session, now, settings.desk.timezone)
     sent = 0
     for person in session.scalars(select(Staff).where(
             Staff.active.is_(True),

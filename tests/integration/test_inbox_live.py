@@ -278,7 +278,9 @@ def test_status_and_json_logs_of_a_running_daemon(env: DeskEnv, imap: Dovecot,
     try:
         imap.append(SUPPORT_USER, make_mail())
         wait_for_client_mail(smtp_capture, 1, timeout=10)
-        status = env.desk_json("status")
+        # Both mails (acknowledgement, owner's notice) accepted and marked sent.
+        status = wait_until(lambda: (st := env.desk_json("status"))["outbox"]["sent"] == 2
+                            and st)
         assert status["alive"] is True and status["workers"][0]["alive"] is True
         assert status["last_ingest"] is not None
         assert status["outbox"]["pending"] == 0 and status["outbox"]["sent"] == 2

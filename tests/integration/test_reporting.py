@@ -161,3 +161,18 @@ def test_feedback_is_recorded_never_reopens_and_low_scores_alert_the_am(
     alerts = [m for m in env.sent_to("alice@agency.test") if "Unhappy" in m["Subject"]]
     assert bool(alerts) is alert
     assert data["average"] == rating
+
+
+def test_a_client_without_a_time_zone_counts_its_month_in_the_agencys(tmp_path: Path) -> None:
+    env = DeskEnv(tmp_path / "nz", extra={"desk": {"timezone": "Pacific/Auckland"}})
+    env.desk("--now", DeskEnv.SEEDED_AT, "client", "add", "Kiwi Co", "--tier", "retainer",
+             "--domain", "kiwi.test", "--account-manager", "alice@agency.test",
+             "--project-manager", "paul@agency.test", "--hours-per-month", "10")
+    # 09:00 UTC on 30 November is 22:00 in Auckland: still November there.
+    ref, _ = new_ticket(env, "Late November work", "2026-11-30T08:00:00Z", "ana@kiwi.test")
+    env.desk("--now", "2026-11-30T09:00:00Z", "time", "add", ref, "9h",
+             "--staff", "paul@agency.test")
+    # 12:00 UTC is 01:00 on 1 December in Auckland: a new month, whatever UTC says.
+    _, notice = new_ticket(env, "First of December", "2026-11-30T12:00:00Z", "ana@kiwi.test")
+    assert "0.0 h of 10.0 h used this month" in body(notice)
+    env.close()
