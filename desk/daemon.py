@@ -286,6 +286,8 @@ class Daemon:
     async def run_forever(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        # Registered before any work is claimed, so other workers can tell if it dies.
+        await asyncio.to_thread(self._beat)
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.request_stop)
         ingest = asyncio.create_task(asyncio.to_thread(self._ingest_thread), name="ingest")

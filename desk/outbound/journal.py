@@ -52,8 +52,9 @@ def read_ids(path: Path) -> list[int]:
         text = path.read_text(encoding="ascii", errors="replace")
     except FileNotFoundError:
         return []
-    # A torn last line (crash mid-write) is simply not a record.
-    return [int(line) for line in text.splitlines() if line.strip().isdigit()]
+    # A torn last line (crash mid-write) is simply not a record: only whole lines count,
+    # or "12" of a torn "123" would mark the wrong mail sent.
+    return [int(line) for line in text.split("\n")[:-1] if line.strip().isdigit()]
 
 
 def orphaned_journals(directory: Path, own: Path, is_dead: object) -> list[Path]:

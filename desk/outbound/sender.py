@@ -21,7 +21,7 @@ from desk.db import is_postgres, transaction
 from desk.models import Event, Outbox, OutboxStatus
 from desk.outbound.journal import SentJournal, orphaned_journals, read_ids
 from desk.outbound.transport import PermanentFailure, TemporaryFailure, Transport
-from desk.workers import dead_workers
+from desk.workers import dead_workers, is_dead
 
 log = logging.getLogger("desk.outbound")
 
@@ -73,8 +73,6 @@ class Sender:
         server but not yet marked sent: mark them now, so they are not sent again."""
         if self.journal is None:
             return 0
-        from desk.workers import is_dead
-
         paths = orphaned_journals(self.journal.directory, self.journal.path,
                                   is_dead)
         marked = 0
@@ -99,6 +97,12 @@ class Sender:
         now = self.clock()
         with transaction(self.factory) as session:
             dead = dead_workers(session, now)
+            # A worker can be killed after claiming but before its first heartbeat row
+            # was written; its claims name a process on this host that is gone.
+            dead += [w for w in session.scalars(
+                select(Outbox.claimed_by).where(Outbox.status == OutboxStatus.pending,
+                                                Outbox.claimed_until >= now).distinct())
+                if w and w not in dead and is_dead(w)]
             q = (
                 select(Outbox)
                 .where(

@@ -7,6 +7,7 @@ import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -223,3 +224,34 @@ def test_a_dead_workers_journal_prevents_a_resend(env: DeskEnv,
         assert s.get(Outbox, ack_id).status == "sent"  # type: ignore[union-attr]
     assert to_clients(smtp_capture.messages()) == []  # not sent a second time
     assert list(journal.iterdir()) == []
+
+
+def test_claims_of_a_worker_killed_before_its_first_heartbeat_are_taken_over(
+        env: DeskEnv, smtp_capture: SmtpCapture) -> None:
+    """Killed between claiming and registering: no worker row says it is dead, but its
+    claims name a process on this host that is gone. They must not wait for expiry."""
+    import socket
+
+    smtp_capture.set_mode("tempfail")
+    env.drop(make_mail())
+    env.desk("run", "--once", "--now", "2026-11-23T10:00:00Z")
+    smtp_capture.set_mode(None)
+    with env.session() as s:
+        rows = s.scalars(select(Outbox).where(Outbox.status == "pending")).all()
+        assert rows
+        for row in rows:
+            row.claimed_by = f"{socket.gethostname()}:4194303:never1"  # no such pid
+            row.claimed_until = datetime(2026, 11, 23, 12, tzinfo=UTC)
+            row.next_attempt_at = datetime(2026, 11, 23, 10, tzinfo=UTC)
+        s.commit()
+    env.desk("run", "--once", "--now", "2026-11-23T11:00:00Z")  # claims not yet expired
+    assert len(to_clients(smtp_capture.messages())) == 1
+    assert env.desk_json("outbox", "list") == []
+
+
+def test_a_torn_journal_line_marks_nothing(tmp_path: Path) -> None:
+    from desk.outbound.journal import read_ids
+
+    path = tmp_path / "sent-x.log"
+    path.write_text("7\n12")  # killed while writing "123\n"
+    assert read_ids(path) == [7]
