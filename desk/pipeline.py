@@ -1,4 +1,5 @@
-"""One message's journey, top to bottom, inside one database transaction.
+"""One message's journey, top to bottom, inside one database transaction (or, in a batch,
+one savepoint of it: inbox/ingest.py).
 
     screen -> classify -> thread -> (new: open + assign + acknowledge | existing: append)
 
