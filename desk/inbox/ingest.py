@@ -73,35 +73,8 @@ class Ingestor:
         self.clock = clock
 
     def ingest(self, source_key: str, raw: bytes, *, source: str) -> IngestResult:
-        try:
-            return self._ingest(source_key, raw, source)
-        except TransientError:
-            raise
-        except Exception as exc:
-            if is_transient(exc):
-                raise TransientError(str(exc)) from exc
-            reason = f"{type(exc).__name__}: {exc}"
-            log.exception("quarantining %s: %s", source_key, reason)
-            return self.quarantine(source_key, raw, reason, traceback.format_exc())
-
-    def _ingest(self, source_key: str, raw: bytes, source: str) -> IngestResult:
-        limits = self.settings.intake
-        if len(raw) > limits.max_message_bytes:
-            return self.quarantine(source_key, raw, _too_big(raw, limits))
-        with self.factory() as session:
-            if session.get(Receipt, source_key) is not None:
-                return IngestResult("already")
-        try:
-            msg = parse_message(raw, max_attachment_bytes=limits.max_attachment_bytes)
-        except ParseError as exc:
-            return self.quarantine(source_key, raw, f"cannot parse: {exc}")
-        try:
-            return self._record(source_key, raw, msg, source)
-        except Unprocessable as exc:
-            return self.quarantine(source_key, raw, str(exc))
-        except IntegrityError:
-            # Another worker recorded the same Message-ID (or source position) first.
-            return self._record_duplicate(source_key, msg.message_id)
+        """One message (LMTP, or a batch being sorted out): a batch of one."""
+        return self.ingest_batch([(source_key, raw)], source=source)[0]
 
     def _record(self, source_key: str, raw: bytes, msg: ParsedMessage, source: str) -> IngestResult:
         with transaction(self.factory) as session:
@@ -133,8 +106,6 @@ class Ingestor:
         One commit per batch instead of per message is what a backlog needs; the exactly-
         once rules are unchanged, as receipts and source acknowledgement still go together.
         """
-        if len(items) <= 1:
-            return [self.ingest(key, raw, source=source) for key, raw in items]
         try:
             with transaction(self.factory) as session:
                 done = set(session.scalars(select(Receipt.source_key).where(
@@ -148,10 +119,16 @@ class Ingestor:
             if is_transient(exc):
                 raise TransientError(str(exc)) from exc
             # Failed outside any one message's savepoint (at commit, say): nothing was
-            # recorded, so one transaction per message sorts out which one is at fault.
-            log.warning("batch of %d failed (%s: %s); ingesting one by one", len(items),
-                        type(exc).__name__, exc)
-            return [self.ingest(key, raw, source=source) for key, raw in items]
+            # recorded. One transaction per message sorts out which one is at fault, and
+            # that one is quarantined on its own.
+            if len(items) > 1:
+                log.warning("batch of %d failed (%s: %s); ingesting one by one", len(items),
+                            type(exc).__name__, exc)
+                return [self.ingest(key, raw, source=source) for key, raw in items]
+            key, raw = items[0]
+            reason = f"{type(exc).__name__}: {exc}"
+            log.exception("quarantining %s: %s", key, reason)
+            return [self.quarantine(key, raw, reason, traceback.format_exc())]
 
     def _one_of_batch(self, session: Session, key: str, raw: bytes, source: str
                       ) -> IngestResult:
@@ -174,9 +151,10 @@ class Ingestor:
             if is_transient(exc):
                 raise
             if isinstance(exc, IntegrityError):
-                # Another worker recorded the same Message-ID first.
-                session.add(Receipt(source_key=key, dedupe_key=msg.message_id,
-                                    outcome="duplicate", created_at=now))
+                # Another worker recorded the same Message-ID (or source position) first.
+                if session.get(Receipt, key) is None:
+                    session.add(Receipt(source_key=key, dedupe_key=msg.message_id,
+                                        outcome="duplicate", created_at=now))
                 return IngestResult("duplicate", reason=f"Message-ID <{msg.message_id}> seen")
             if isinstance(exc, Unprocessable):
                 return self._quarantine_in(session, key, raw, now, str(exc))
