@@ -148,13 +148,16 @@ def _open_ticket(
         last_client_message_at=now,
         sla_policy=classification.sla_policy or ("triage" if classification.client is None
                                                  else None),
+        linked_ticket_id=linked.id if linked is not None else None,
     )
+    # Deadlines depend only on the ticket's own fields, and the first message is known:
+    # written with the ticket's INSERT instead of in UPDATEs right after it.
+    refresh(ticket, settings, now)
     session.add(ticket)
-    session.flush()  # the ticket's id is its reference, needed for the ack below
     inbound = record_inbound(session, ticket, msg, now=now, source=source, raw_id=raw_id,
                              auto_generated=bool(blockers))
+    session.flush()  # the ticket's id is its reference, needed for the ack below
     if linked is not None:
-        ticket.linked_ticket_id = linked.id
         add_event(session, linked, "linked", f"a later reply opened #{ticket.ref}", at=now)
     if classification.client is not None:
         _add_ccs(session, ticket, msg, classification.client, settings)
@@ -175,7 +178,6 @@ def _open_ticket(
               at=now, data={"owner": owner, "workers": workers, "rule": assignment.rule})
     for defect in msg.defects:
         add_event(session, ticket, "parse_note", defect, at=now)
-    refresh(ticket, settings, now)
 
     acked = False
     if reason:

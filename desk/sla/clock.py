@@ -39,8 +39,8 @@ def _estimate_since(ticket: Ticket) -> datetime | None:
     from desk.models import Estimate
 
     session = object_session(ticket)
-    if session is None or ticket.status != "awaiting_approval":
-        return None
+    if session is None or ticket.id is None or ticket.status != "awaiting_approval":
+        return None  # a ticket not yet written has no estimates
     return session.scalar(select(Estimate.created_at).where(
         Estimate.ticket_id == ticket.id, Estimate.status == "pending")
         .order_by(Estimate.id.desc()).limit(1))
