@@ -155,20 +155,19 @@ def forget_cached(session: Session) -> None:
     session.info.pop(_CACHE, None)
 
 
-def all_staff(session: Session) -> list[Staff]:
+def _staff(session: Session) -> dict[str, Staff]:
     cache = _cached(session)
     if cache.staff is None:
         cache.staff = {p.email: p for p in session.scalars(select(Staff).order_by(Staff.id))}
-    return list(cache.staff.values())
+    return cache.staff
+
+
+def all_staff(session: Session) -> list[Staff]:
+    return list(_staff(session).values())
 
 
 def staff_by_email(session: Session, email: str | None) -> Staff | None:
-    if not email:
-        return None
-    all_staff(session)
-    staff = _cached(session).staff
-    assert staff is not None
-    return staff.get(email.lower())
+    return _staff(session).get(email.lower()) if email else None
 
 
 def client_by_domain(session: Session, domain: str) -> Client | None:

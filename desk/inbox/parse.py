@@ -46,6 +46,15 @@ _STRUCTURED = frozenset(name for name, cls in _POLICY.header_factory.registry.it
 _LINE_BREAKS = re.compile(r"\r\n|\r|\n")
 
 
+def _as_written(value: str) -> str | None:
+    """Plain ASCII with no encoded words has nothing to decode: unfolded, it is the text.
+    The header registry would return the same, and is the costliest step of reading a
+    message. None: the value needs the registry."""
+    if value.isascii() and "=?" not in value:
+        return _LINE_BREAKS.sub("", value)
+    return None
+
+
 class ParseError(Exception):
     """The input is not an email at all (nothing to parse)."""
 
@@ -278,10 +287,8 @@ class _HeaderReader:
         return _unfold(values[0]) if values else None
 
     def _parsed(self, name: str, value: str, *, note: bool = False) -> str:
-        if value.isascii() and "=?" not in value and name.lower() not in _STRUCTURED:
-            # Plain ASCII text has nothing to decode; the registry's parser would return it
-            # unchanged and is the costliest step of reading a message.
-            return _LINE_BREAKS.sub("", value)
+        if name.lower() not in _STRUCTURED and (text := _as_written(value)) is not None:
+            return text
         try:
             return str(_POLICY.header_fetch_parse(name, value))
         except Exception:  # any stdlib header-class failure: fall back to plain decoding
@@ -294,8 +301,9 @@ class _HeaderReader:
         have their own readers; here plain ASCII is kept as written, structured or not."""
         out: dict[str, list[str]] = {}
         for name, value in self._raw:
-            text = (_LINE_BREAKS.sub("", value) if value.isascii() and "=?" not in value
-                    else self._parsed(name, value))
+            text = _as_written(value)
+            if text is None:
+                text = self._parsed(name, value)
             out.setdefault(name.lower(), []).append(_clean_line(text))
         return out
 

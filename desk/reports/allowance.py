@@ -4,7 +4,6 @@ monthly allowance, once each per month, before budget burn becomes a surprise.""
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,7 +11,7 @@ from sqlalchemy.orm import Session
 from desk.config import Settings
 from desk.models import Staff, Ticket
 from desk.outbound.messages import queue_mail, staff_address
-from desk.reports.hours import month_usage
+from desk.reports.hours import month_start, month_usage
 from desk.tickets import add_event
 
 
@@ -23,7 +22,7 @@ def check_allowance(session: Session, settings: Settings, ticket: Ticket, now: d
     usage = month_usage(session, client, now, zone=settings.desk.timezone)
     assert usage.allowance_minutes
     share = usage.used_minutes / usage.allowance_minutes
-    month = now.astimezone(ZoneInfo(client.timezone or settings.desk.timezone)).strftime("%Y-%m")
+    month = month_start(client, now, settings.desk.timezone).strftime("%Y-%m")
     am = session.scalar(select(Staff).where(Staff.email == client.account_manager)) \
         if client.account_manager else None
     for threshold in sorted(settings.reports.allowance_alerts):
