@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from desk.actions import CLIENT_FACING, Actor, Refused, run_command
 from desk.config import Settings
+from desk.deferred import begin_savepoint
 from desk.estimates import (
     create_estimate,
     handle_decision,
@@ -59,7 +60,7 @@ def handle_staff_reply(
     people_before = {p.id for p in (ticket.owner, *ticket.workers) if p is not None}
     status_before = ticket.status
     refusals: list[str] = []
-    savepoint = session.begin_nested()
+    savepoint = begin_savepoint(session)
     body_used = False
     for cmd in parsed.commands:
         try:

@@ -174,8 +174,9 @@ def _open_ticket(
     owner = assignment.owner.email if assignment.owner else "nobody"
     workers = [w.email for w in assignment.workers]
     summary = f"owner {owner}" + (f", worker {', '.join(workers)}" if workers else "")
-    add_event(session, ticket, "assigned", f"{summary}: " + "; ".join(assignment.reasons),
-              at=now, data={"owner": owner, "workers": workers, "rule": assignment.rule})
+    assigned = f"{summary}: " + "; ".join(assignment.reasons)
+    add_event(session, ticket, "assigned", assigned, at=now,
+              data={"owner": owner, "workers": workers, "rule": assignment.rule})
     for defect in msg.defects:
         add_event(session, ticket, "parse_note", defect, at=now)
 
@@ -187,7 +188,7 @@ def _open_ticket(
         add_event(session, ticket, "acknowledged", f"acknowledgement queued to {requester.email}",
                   at=now)
     if not blockers:
-        notify_staff(session, settings, ticket, inbound, now, kind="new")
+        notify_staff(session, settings, ticket, inbound, now, kind="new", reason=assigned)
     return Outcome(ticket.id, True, acked)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config import MailboxSection
 from desk.db import transaction
+from desk.deferred import begin_savepoint
 from desk.inbox.ingest import Ingestor, IngestResult, TransientError
 from desk.models import MailboxState
 from desk.workers import is_dead
@@ -107,7 +108,7 @@ class ImapSource:
             state = session.get(MailboxState, self.key)
             if state is None:
                 try:
-                    with session.begin_nested():
+                    with begin_savepoint(session):
                         session.add(MailboxState(key=self.key, last_uid=0))
                 except IntegrityError:
                     pass  # another worker created it a moment ago

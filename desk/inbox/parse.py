@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import errors as email_errors
 from email import policy
-from email.headerregistry import UnstructuredHeader
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import lru_cache
 from html.parser import HTMLParser
 
 import nh3
@@ -35,13 +36,40 @@ _MIB = 1024 * 1024
 # is an attack on our recursion, not a message.
 _MAX_DEPTH = 40
 
-_POLICY = policy.default
+
+
+class _Registry(HeaderRegistry):
+    # The stdlib registry creates a new class on every lookup (type(...) per header):
+    # one class per kind of header is all it needs.
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        if (cls := self._classes.get(key)) is None:
+            cls = self._classes[key] = super().__getitem__(key)
+        return cls
+
+
+_REGISTRY = _Registry()
+
+
+@lru_cache(maxsize=4096)
+def _header(name: str, value: str) -> BaseHeader:
+    # The default policy parses a header anew each time it is read, and reading a message
+    # asks for its Content-Type about seven times. Parsed headers are immutable str
+    # objects, so one per (name, value) is shared: within a message and across a backlog.
+    return _REGISTRY(name, value)
+
+
+_POLICY = policy.default.clone(header_factory=_header)
 _NESTED = "attached message: "
 # Re-serialising a forwarded message: compat32 writes stored header values back verbatim
 # instead of re-folding them through the strict header registry (which can raise).
 _RAW_POLICY = policy.compat32.clone(max_line_length=None)
 # Headers the registry gives a structure (addresses, dates, MIME parameters).
-_STRUCTURED = frozenset(name for name, cls in _POLICY.header_factory.registry.items()
+_STRUCTURED = frozenset(name for name, cls in _REGISTRY.registry.items()
                         if not issubclass(cls, UnstructuredHeader))
 _LINE_BREAKS = re.compile(r"\r\n|\r|\n")
 

@@ -12,8 +12,9 @@ from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.mime.text import MIMEText
-from email.policy import compat32
+from email.policy import Compat32
 from email.utils import format_datetime, formataddr, make_msgid
+from typing import Any
 
 from desk.inbox.message import Address
 
@@ -131,7 +132,20 @@ def build_mail(
     return msg
 
 
-_WIRE = compat32.clone(linesep="\r\n")
+class _Wire(Compat32):
+    """compat32's folding, with its commonest case written directly: a printable ASCII
+    value that fits on its line comes out as it is (the stdlib builds and encodes a
+    Header object for every header, most of what it costs to write an acknowledgement).
+    Anything longer or non-ASCII is folded by the stdlib as before."""
+
+    def _fold(self, name: str, value: Any, sanitize: bool) -> str:
+        if type(value) is str and value.isascii() and value.isprintable() and \
+                len(name) + 2 + len(value) <= (self.max_line_length or 78):
+            return f"{name}: {value}{self.linesep}"
+        return super()._fold(name, value, sanitize)  # type: ignore[misc]
+
+
+_WIRE = _Wire(linesep="\r\n")
 
 
 def to_bytes(msg: Message) -> bytes:

@@ -71,7 +71,10 @@ def ticket_facts(session: Session, settings: Settings, ticket: Ticket,
         "hours": None,
     }
     if client is not None and client.hours_per_month:
-        usage = month_usage(session, client, now, zone=settings.desk.timezone)
+        # Time is logged by staff replies, each flushed before the next message is read:
+        # nothing pending here can change the sum, so the query need not flush first.
+        with session.no_autoflush:
+            usage = month_usage(session, client, now, zone=settings.desk.timezone)
         facts["hours"] = {"used": usage.used_hours, "allowance": usage.allowance_hours,
                           "left": usage.left_hours}
     return facts
@@ -85,9 +88,11 @@ def assignment_reason(session: Session, ticket: Ticket) -> str:
 
 
 def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: Message,
-                 now: datetime, *, kind: str, only: list[Staff] | None = None) -> int:
+                 now: datetime, *, kind: str, only: list[Staff] | None = None,
+                 reason: str | None = None) -> int:
     """Tell the owner and workers about a new ticket, a client's reply, or (``only`` the
-    people newly given it) an assignment."""
+    people newly given it) an assignment. ``reason``: why they have it, when the caller
+    has just decided (else the latest assignment event says)."""
     people = [p for p in dict.fromkeys(
         only if only is not None else (ticket.owner, *ticket.workers))
         # never notify someone of their own mail
@@ -98,7 +103,8 @@ def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: 
         session.flush()  # the notice is keyed by the inbound message's id
     sent = 0
     facts = ticket_facts(session, settings, ticket, now)
-    reason = assignment_reason(session, ticket)
+    if reason is None:
+        reason = assignment_reason(session, ticket)
     for person in people:
         context = {
             "kind": kind,

@@ -10,9 +10,10 @@ from email.message import Message as MimeMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from desk.deferred import insert_later
 from desk.models import Message, Outbox, OutboxStatus, Ticket
 
-_INSERT_MESSAGE = Message.__table__.insert()
+_MESSAGES = Message.__table__
 
 
 def enqueue(
@@ -65,10 +66,12 @@ def enqueue(
         # Stored as a ticket message too: replies to it thread by In-Reply-To. A held
         # reply joins the conversation only when it is approved and sent.
         # Written beneath the ORM: nothing reads this object back in the transaction,
-        # and the unit of work's bookkeeping cost more than the INSERT itself. The flush
-        # first writes the message this one answers, so ids keep the conversation order.
-        session.flush()
-        session.connection().execute(_INSERT_MESSAGE, {
+        # and the unit of work's bookkeeping cost more than the INSERT itself. A message
+        # still pending (the one this answers) is written first: ids keep the order of
+        # the conversation.
+        if any(isinstance(obj, Message) for obj in session.new):
+            session.flush()
+        insert_later(session, _MESSAGES, {
             "ticket_id": ticket.id,
             "direction": "out",
             "message_id": message_id,
