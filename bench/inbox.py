@@ -53,7 +53,7 @@ def backlog(count: int, postgres: bool, profile: Path | None = None) -> None:
         for start in range(0, count, 500):
             dovecot.multiappend(SUPPORT_USER, raws[start:start + 500])
         print(f"preloaded {count} messages into Dovecot in {time.monotonic() - t0:.1f} s")
-        t0 = time.monotonic()
+        t0, wall0 = time.monotonic(), time.time()
         # py-spy (the [bench] extra) samples every thread of desk: where the time goes.
         # The output is collapsed stacks; bench/hotspots.py summarises them.
         spy = str(Path(sys.executable).with_name("py-spy"))
@@ -76,6 +76,12 @@ def backlog(count: int, postgres: bool, profile: Path | None = None) -> None:
         print(f"  desk said: {proc.stdout.strip()}")
         print("  " + " | ".join(line.split("desk.daemon: ")[-1] for line in
                                 proc.stderr.splitlines() if "intake:" in line))
+        # When the mail reached the SMTP server (its file time): how far delivery kept up.
+        arrived = sorted(m.path.stat().st_mtime - wall0 for m in capture.messages())
+        if arrived:
+            marks = [arrived[max(0, round(len(arrived) * q) - 1)] for q in (0.25, 0.5, 0.75, 1)]
+            print("  mail received at the SMTP server: 25%/50%/75%/100% by "
+                  + " / ".join(f"{t:.1f}" for t in marks) + " s")
         env.close()
     finally:
         capture.stop()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +32,63 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any, busy_ms: int) -> None:
     cur.close()
 
 
+class WriterTurns:
+    """First come, first served turns at SQLite's single write lock among the threads of
+    one process.
+
+    SQLite's own wait is a sleep-and-retry loop: a thread that commits and at once begins
+    again (the ingest of a backlog, batch after batch) takes the lock back before a
+    sleeping waiter (the sender, wanting to claim or mark mail) wakes, so the waiter can
+    starve until the whole backlog is read. Here the lock is handed to the longest waiter.
+    Other processes still meet SQLite's busy timeout as before."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._mutex = threading.Lock()
+        self._waiters: deque[threading.Lock] = deque()
+        self._holder: Any = None
+
+    def take(self, holder: Any) -> None:
+        with self._mutex:
+            if self._holder is None and not self._waiters:
+                self._holder = holder
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        if not turn.acquire(timeout=self.timeout):
+            with self._mutex:
+                if turn in self._waiters:  # not handed over: give up like SQLite would
+                    self._waiters.remove(turn)
+                    raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(
+                        "database is locked (waited for a turn)"))
+        with self._mutex:
+            self._holder = holder
+
+    def give_back(self, holder: Any) -> None:
+        with self._mutex:
+            if self._holder is not holder:
+                return  # not ours (ended twice, or never taken)
+            self._holder = None
+            if self._waiters:
+                # Handed over: nobody can barge in between.
+                self._holder = _HANDED_OVER
+                self._waiters.popleft().release()
+
+
+_HANDED_OVER = object()
+
+
+def _take_turn_and_begin(turns: WriterTurns, conn: Any) -> None:
+    dbapi = conn.connection.dbapi_connection
+    turns.take(dbapi)
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        turns.give_back(dbapi)
+        raise
+
+
 def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -41,7 +101,17 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engin
         # IMMEDIATE: take the write lock at the start, so a transaction that read first never
         # fails to upgrade when another thread wrote meanwhile; writers queue on busy_timeout
         # and WAL readers are never blocked.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        turns = WriterTurns(busy_timeout)
+        event.listen(engine, "begin", lambda conn: _take_turn_and_begin(turns, conn))
+        # Every way a transaction ends gives the turn back: commit, rollback, and the
+        # pool's reset of a connection returned (or invalidated) with one still open.
+        event.listen(engine, "commit",
+                     lambda conn: turns.give_back(conn.connection.dbapi_connection))
+        event.listen(engine, "rollback",
+                     lambda conn: turns.give_back(conn.connection.dbapi_connection))
+        event.listen(engine.pool, "reset", lambda dbapi, _rec, *_: turns.give_back(dbapi))
+        event.listen(engine.pool, "invalidate", lambda dbapi, _rec, *_: turns.give_back(dbapi))
+        event.listen(engine.pool, "close", lambda dbapi, _rec: turns.give_back(dbapi))
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 

@@ -8,14 +8,15 @@ just before anything could see they are missing: before any query through the se
 before a flush and before a commit (a savepoint's too). A rollback drops them with the
 rest of the transaction.
 
-Only for rows whose id nobody needs and that refer to rows already written.
+Only for rows whose id nobody needs and that refer to rows already written, and for
+counter increments (which commute).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Executable, Table, event
 from sqlalchemy.orm import Session, SessionTransaction
 
 _PENDING = "desk.deferred"
@@ -26,13 +27,20 @@ def insert_later(session: Session, table: Table, row: dict[str, Any]) -> None:
     session.info.setdefault(_PENDING, {}).setdefault(table, []).append(row)
 
 
+def execute_later(session: Session, statement: Executable, params: dict[str, Any]) -> None:
+    """Queue one execution of ``statement`` (a module-level constant, so that executions
+    of it are grouped); only for statements whose order among each other is free."""
+    session.info.setdefault(_PENDING, {}).setdefault(statement, []).append(params)
+
+
 def write_deferred(session: Session) -> None:
-    pending: dict[Table, list[dict[str, Any]]] | None = session.info.pop(_PENDING, None)
+    pending: dict[Table | Executable, list[dict[str, Any]]] | None = \
+        session.info.pop(_PENDING, None)
     if not pending:
         return
     connection = session.connection()
-    for table, rows in pending.items():  # in the order the tables were first used
-        connection.execute(table.insert(), rows)
+    for target, rows in pending.items():  # in the order they were first used
+        connection.execute(target.insert() if isinstance(target, Table) else target, rows)
 
 
 def begin_savepoint(session: Session) -> SessionTransaction:

@@ -7,13 +7,35 @@ from collections.abc import Sequence
 from datetime import datetime
 from email.message import Message as MimeMessage
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, inspect, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from desk.deferred import insert_later
+from desk.deferred import execute_later, insert_later
 from desk.models import Message, Outbox, OutboxStatus, Ticket
 
 _MESSAGES = Message.__table__
+_OUTBOX = Outbox.__table__
+_TICKETS = Ticket.__table__
+_COUNT_ONE_MORE = (update(_TICKETS).where(_TICKETS.c.id == bindparam("ticket"))
+                   .values(message_count=_TICKETS.c.message_count + 1))
+# What enqueue sets on every row; the rest start empty.
+_GIVEN = ("ticket_id", "kind", "event_key", "message_id", "mail_from", "recipient", "rcpt_to",
+          "subject", "raw", "status", "next_attempt_at", "created_at", "author_staff_id",
+          "approval_of_id")
+
+
+def count_one_more(session: Session, ticket: Ticket) -> None:
+    """One more message in the conversation. A ticket already written and with no other
+    change to its count gets the increment deferred with the mail's rows (otherwise a new
+    ticket costs an UPDATE and a unit-of-work round of its own for it); the object's
+    value is kept true without marking it changed."""
+    count = inspect(ticket).attrs.message_count
+    if ticket.id is None or count.history.has_changes():
+        ticket.message_count = (ticket.message_count or 0) + 1
+        return
+    set_committed_value(ticket, "message_count", (ticket.message_count or 0) + 1)
+    execute_later(session, _COUNT_ONE_MORE, {"ticket": ticket.id})
 
 
 def enqueue(
@@ -38,9 +60,11 @@ def enqueue(
     """Queue ``raw`` for delivery. Returns None when this event already has its mail.
 
     ``fresh``: the event was created in this very transaction, so no mail can exist for
-    it yet (the unique event key still guards it). ``flush=False``: the caller does not
-    need the row's id now; it is written with the next flush. Both save a round of the
-    ORM's unit of work per mail, which adds up over a backlog."""
+    it yet (the unique event key still guards it). ``flush=False``: the caller needs
+    neither the row's id nor the row itself in the session; it is written beneath the
+    ORM with the next statement (desk/deferred.py), and what is returned is a detached
+    copy to read. Both save a round of the ORM's unit of work per mail, which adds up
+    over a backlog."""
     if not fresh and session.scalar(
             select(Outbox.id).where(Outbox.event_key == event_key)) is not None:
         return None
@@ -61,7 +85,12 @@ def enqueue(
         author_staff_id=author_staff_id,
         approval_of_id=approval_of_id,
     )
-    session.add(row)
+    if flush:
+        session.add(row)
+    else:
+        insert_later(session, _OUTBOX, {
+            **{name: getattr(row, name) for name in _GIVEN}, "attempts": 0,
+            "last_error": None, "claimed_by": None, "claimed_until": None, "sent_at": None})
     if ticket is not None and status != OutboxStatus.held:
         # Stored as a ticket message too: replies to it thread by In-Reply-To. A held
         # reply joins the conversation only when it is approved and sent.
@@ -88,7 +117,7 @@ def enqueue(
             "created_at": now,
         })
         if not internal:  # the count is the conversation the client sees
-            ticket.message_count = (ticket.message_count or 0) + 1
+            count_one_more(session, ticket)
     if flush:
         session.flush()  # callers link to the row's id (held replies, estimates)
     return row
