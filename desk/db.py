@@ -109,9 +109,11 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engin
                      lambda conn: turns.give_back(conn.connection.dbapi_connection))
         event.listen(engine, "rollback",
                      lambda conn: turns.give_back(conn.connection.dbapi_connection))
-        event.listen(engine.pool, "reset", lambda dbapi, _rec, *_: turns.give_back(dbapi))
-        event.listen(engine.pool, "invalidate", lambda dbapi, _rec, *_: turns.give_back(dbapi))
-        event.listen(engine.pool, "close", lambda dbapi, _rec: turns.give_back(dbapi))
+        event.listen(engine.pool, "reset",
+                     lambda dbapi, _record, _reset_state: turns.give_back(dbapi))
+        event.listen(engine.pool, "invalidate",
+                     lambda dbapi, _record, _exception: turns.give_back(dbapi))
+        event.listen(engine.pool, "close", lambda dbapi, _record: turns.give_back(dbapi))
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 

@@ -140,7 +140,7 @@ _CACHE = "desk.directory"
 class _Cached:
     staff: dict[str, Staff] | None = None
     domains: dict[str, int] | None = None  # domain -> client id
-    clients: dict[int, Client | None] = field(default_factory=dict)
+    clients: dict[int, Client] = field(default_factory=dict)
     load: dict[int, int] | None = None  # staff id -> open tickets owned or worked
 
 
@@ -180,10 +180,11 @@ def client_by_domain(session: Session, domain: str) -> Client | None:
         return None
     # Held here, not only in the identity map, which keeps objects weakly: otherwise
     # every message would load its client again.
-    client = cache.clients.get(client_id)
-    if client is None:
-        client = cache.clients[client_id] = session.get(Client, client_id)
-    return client
+    if not cache.clients:
+        # All at once: an agency has dozens of clients (a few hundred at most), and a
+        # backlog's messages come from most of them. One query, not one per client.
+        cache.clients = {c.id: c for c in session.scalars(select(Client))}
+    return cache.clients.get(client_id)
 
 
 def staff_load(session: Session, compute: Callable[[Session], dict[int, int]]

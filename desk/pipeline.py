@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 
 from desk.config import Settings
 from desk.conversation import handle_client_reply, handle_staff_reply, needs_new_ticket
+from desk.deferred import insert_later, insert_now
 from desk.directory import forget_cached, of_client
 from desk.inbox.message import Address, ParsedMessage
 from desk.inbox.screening import auto_reply_blockers, is_bounce
-from desk.models import Client, Contact, Message, Ticket
+from desk.models import Client, Contact, Message, Ticket, TicketWorker
 from desk.outbound.acknowledge import queue_acknowledgement, rate_cap_reason
 from desk.outbound.notices import notify_staff
 from desk.reports.feedback import answers_feedback_request
@@ -32,6 +33,8 @@ from desk.routing.subject import base_subject
 from desk.routing.thread import ThreadMatch, find_thread
 from desk.sla.clock import refresh
 from desk.tickets import add_event, add_participant, record_inbound
+
+_TICKET_WORKERS = TicketWorker.__table__
 
 
 class Unprocessable(Exception):
@@ -150,13 +153,14 @@ def _open_ticket(
                                                  else None),
         linked_ticket_id=linked.id if linked is not None else None,
     )
-    # Deadlines depend only on the ticket's own fields, and the first message is known:
-    # written with the ticket's INSERT instead of in UPDATEs right after it.
+    # Deadlines depend only on the ticket's own fields: written with the ticket's INSERT
+    # instead of in UPDATEs right after it.
     refresh(ticket, settings, now)
-    session.add(ticket)
+    insert_now(session, ticket)  # its id is its reference, needed for the ack below
+    for worker in assignment.workers:
+        insert_later(session, _TICKET_WORKERS, {"ticket_id": ticket.id, "staff_id": worker.id})
     inbound = record_inbound(session, ticket, msg, now=now, source=source, raw_id=raw_id,
                              auto_generated=bool(blockers))
-    session.flush()  # the ticket's id is its reference, needed for the ack below
     if linked is not None:
         add_event(session, linked, "linked", f"a later reply opened #{ticket.ref}", at=now)
     if classification.client is not None:

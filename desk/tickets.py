@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.deferred import insert_later
+from desk.deferred import insert_later, insert_now, update_later
 from desk.inbox.message import ParsedMessage
 from desk.models import Attachment, Event, Message, Participant, Ticket
 
@@ -61,7 +61,7 @@ def record_inbound(
     internal: bool = False,
 ) -> Message:
     row = Message(
-        ticket=ticket,
+        ticket_id=ticket.id,
         direction="in",
         dedupe_key=msg.message_id,
         message_id=msg.message_id,
@@ -81,18 +81,18 @@ def record_inbound(
         raw_id=raw_id,
         created_at=now,
     )
+    # Its id is needed at once (attachments, notices keyed by it): one INSERT, no flush.
+    insert_now(session, row)
     for att in msg.attachments:
-        row.attachments.append(
-            Attachment(filename=att.filename, content_type=att.content_type, size=att.size,
-                       content=att.content, note=att.note)
-        )
+        session.add(Attachment(message_pk=row.id, filename=att.filename,
+                               content_type=att.content_type, size=att.size,
+                               content=att.content, note=att.note))
         if att.content is None and att.note:
             add_event(session, ticket, "attachment_not_stored",
                       f"{att.filename or 'an attachment'} ({att.size:,} bytes): {att.note}",
                       at=now)
-    session.add(row)
-    ticket.message_count = (ticket.message_count or 0) + 1
-    ticket.updated_at = now
+    update_later(session, ticket, message_count=(ticket.message_count or 0) + 1,
+                 updated_at=now)
     return row
 
 

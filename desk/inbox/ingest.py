@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config import IntakeSection, Settings
 from desk.db import is_transient, transaction
-from desk.deferred import begin_savepoint, insert_later
+from desk.deferred import begin_savepoint, insert_later, query
 from desk.directory import forget_cached
 from desk.inbox.message import ParsedMessage
 from desk.inbox.parse import ParseError, parse_message
@@ -30,7 +30,8 @@ log = logging.getLogger("desk.inbox")
 
 
 # The raw bytes are written beneath the ORM: only their id is needed, never the object.
-_INSERT_RAW = RawMessage.__table__.insert()
+_INSERT_RAW = RawMessage.__table__.insert().returning(RawMessage.__table__.c.id)
+_SEEN = select(Message.id).where(Message.dedupe_key == bindparam("key"))
 _RECEIPTS = Receipt.__table__
 
 
@@ -92,12 +93,11 @@ class Ingestor:
 
     def _record_in(self, session: Session, source_key: str, raw: bytes, msg: ParsedMessage,
                    source: str, now: datetime) -> IngestResult:
-        existing = session.scalar(select(Message.id).where(Message.dedupe_key == msg.message_id))
+        existing = query(session, _SEEN, {"key": msg.message_id}).scalar()
         if existing is not None:
             _receipt(session, source_key, msg.message_id, "duplicate", now, message_pk=existing)
             return IngestResult("duplicate", reason=f"Message-ID <{msg.message_id}> seen")
-        raw_id = session.connection().execute(
-            _INSERT_RAW.values(data=raw).returning(RawMessage.__table__.c.id)).scalar_one()
+        raw_id = session.connection().execute(_INSERT_RAW, {"data": raw}).scalar_one()
         outcome = process(session, msg, self.settings, now=now, source=source, raw_id=raw_id)
         _receipt(session, source_key, msg.message_id, "ticketed", now)
         return IngestResult("ticketed", ticket_id=outcome.ticket_id,

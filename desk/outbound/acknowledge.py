@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from desk.config import Recommendation, Settings
+from desk.deferred import query
 from desk.inbox.message import Address, ParsedMessage
 from desk.models import Outbox, Ticket
 from desk.outbound.messages import Thread, queue_mail
@@ -28,16 +29,20 @@ TIER_TIPS = {
 }
 
 
+# At most as many rows as the cap, which is all the rows below it.
+_RECENT_ACKS = select(Outbox.subject).where(
+    Outbox.recipient == bindparam("recipient"), Outbox.kind == "ack",
+    Outbox.created_at >= bindparam("since")).limit(bindparam("cap"))
+
+
 def rate_cap_reason(
     session: Session, settings: Settings, recipient: str, subject: str, now: datetime
 ) -> str | None:
     """Why an acknowledgement to ``recipient`` must be skipped now, or None."""
     caps = settings.acknowledgements
     since = now - timedelta(hours=caps.window_hours)
-    # One query: at most as many rows as the cap, which is all the rows below it.
-    subjects = session.scalars(select(Outbox.subject).where(
-        Outbox.recipient == recipient.lower(), Outbox.kind == "ack", Outbox.created_at >= since
-    ).limit(caps.max_per_sender)).all()
+    subjects = query(session, _RECENT_ACKS, {
+        "recipient": recipient.lower(), "since": since, "cap": caps.max_per_sender}).scalars().all()
     if len(subjects) >= caps.max_per_sender:
         return (f"{recipient} already got {len(subjects)} acknowledgements in the last "
                 f"{caps.window_hours:g} h (cap {caps.max_per_sender})")

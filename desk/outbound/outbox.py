@@ -7,35 +7,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from email.message import Message as MimeMessage
 
-from sqlalchemy import bindparam, inspect, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
-from desk.deferred import execute_later, insert_later
+from desk.deferred import insert_later, update_later
 from desk.models import Message, Outbox, OutboxStatus, Ticket
 
 _MESSAGES = Message.__table__
 _OUTBOX = Outbox.__table__
-_TICKETS = Ticket.__table__
-_COUNT_ONE_MORE = (update(_TICKETS).where(_TICKETS.c.id == bindparam("ticket"))
-                   .values(message_count=_TICKETS.c.message_count + 1))
 # What enqueue sets on every row; the rest start empty.
 _GIVEN = ("ticket_id", "kind", "event_key", "message_id", "mail_from", "recipient", "rcpt_to",
           "subject", "raw", "status", "next_attempt_at", "created_at", "author_staff_id",
           "approval_of_id")
-
-
-def count_one_more(session: Session, ticket: Ticket) -> None:
-    """One more message in the conversation. A ticket already written and with no other
-    change to its count gets the increment deferred with the mail's rows (otherwise a new
-    ticket costs an UPDATE and a unit-of-work round of its own for it); the object's
-    value is kept true without marking it changed."""
-    count = inspect(ticket).attrs.message_count
-    if ticket.id is None or count.history.has_changes():
-        ticket.message_count = (ticket.message_count or 0) + 1
-        return
-    set_committed_value(ticket, "message_count", (ticket.message_count or 0) + 1)
-    execute_later(session, _COUNT_ONE_MORE, {"ticket": ticket.id})
 
 
 def enqueue(
@@ -117,7 +100,8 @@ def enqueue(
             "created_at": now,
         })
         if not internal:  # the count is the conversation the client sees
-            count_one_more(session, ticket)
+            # Deferred: a new ticket's count would otherwise cost a flush of its own.
+            update_later(session, ticket, message_count=(ticket.message_count or 0) + 1)
     if flush:
         session.flush()  # callers link to the row's id (held replies, estimates)
     return row

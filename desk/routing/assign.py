@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from desk.deferred import update_later
 from desk.directory import all_staff, count_assignment, staff_by_email, staff_load
 from desk.models import OPEN_STATUSES, Client, Role, Staff, Status, Ticket, TicketWorker
 from desk.routing.classify import Classification
@@ -191,7 +192,7 @@ def assign(
                 workers.append(worker)
         for person in (owner, *workers):
             if person is not None:
-                person.last_assigned_at = now
+                update_later(session, person, last_assigned_at=now)
         status = rule.status or Status.new
         if status in OPEN_STATUSES:
             count_assignment(session, [owner, *workers])
@@ -202,6 +203,6 @@ def assign(
     resolver.reasons.append("no rule matched")
     owner = resolver.triage_owner()
     if owner is not None:
-        owner.last_assigned_at = now
+        update_later(session, owner, last_assigned_at=now)
     count_assignment(session, [owner])
     return Assignment(owner, Status.new, None, [], resolver.reasons)

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from desk.deferred import query
 from desk.directory import client_by_domain, staff_by_email
 from desk.inbox.message import ParsedMessage
 from desk.models import Client, Contact, Staff, Tier
@@ -49,9 +50,13 @@ def _domain_candidates(domain: str) -> list[str]:
     return [".".join(parts[i:]) for i in range(len(parts) - 1)]
 
 
+_CONTACT = select(Contact.id).where(Contact.email == bindparam("email"))
+
+
 def find_client(session: Session, email: str) -> tuple[Client | None, Contact | None, str]:
     email = email.lower()
-    contact = session.scalar(select(Contact).where(Contact.email == email))
+    contact_id = query(session, _CONTACT, {"email": email}).scalar()
+    contact = session.get(Contact, contact_id) if contact_id is not None else None
     if contact is not None:
         return contact.client, contact, f"{email} is a contact of {contact.client.name}"
     domain = email.rpartition("@")[2]
