@@ -85,3 +85,9 @@ def percentiles(values: list[float]) -> str:
 
 def children_peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU of the finished child processes (desk run --once, once it exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

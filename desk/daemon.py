@@ -33,12 +33,14 @@ from desk.db import (
     make_engine,
     session_factory,
     transaction,
+    writer_turns,
 )
-from desk.inbox.imap_source import ImapSource, LeaseHeld
+from desk.inbox.imap_source import INGEST_BATCH, ImapSource, LeaseHeld
 from desk.inbox.ingest import Ingestor, IngestResult, TransientError
 from desk.inbox.lmtp_source import start_lmtp
 from desk.inbox.maildir_source import MaildirSource
 from desk.models import Worker, utcnow
+from desk.outbound.delivery_process import DeliveryProcess
 from desk.outbound.sender import Sender, SendReport
 from desk.outbound.transport import make_transport
 from desk.reports.scheduler import run_scheduled
@@ -126,6 +128,8 @@ class Daemon:
         self.stop = threading.Event()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._backlog_delivery = False  # run --once may deliver from a second process
+        self._delivery: DeliveryProcess | None = None
         self.source = self._make_source()
         self.clock_task = Clock(self.factory, settings, clock)
         self.sender = Sender(
@@ -144,9 +148,16 @@ class Daemon:
         assert mb.path is not None
         return MaildirSource(Path(mb.path), self.ingestor)
 
-    def _notify_sender(self) -> None:
-        """Called from the ingest thread: wake the sender without waiting for its timer."""
-        if self._loop is not None and self._wake is not None:
+    def _notify_sender(self, count: int = 0) -> None:
+        """Called from the ingest thread (``count``: messages just committed): wake the
+        sender without waiting for its timer."""
+        if self._backlog_delivery and self._delivery is None and count >= INGEST_BATCH:
+            # A full batch: a backlog is being read. Delivery moves to a core of its own.
+            pinned = None if self.clock is utcnow else self.clock()
+            self._delivery = DeliveryProcess(self.settings, pinned, writer_turns(self.engine))
+        if self._delivery is not None:
+            self._delivery.wake()
+        elif self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     # -- heartbeat ------------------------------------------------------------------
@@ -169,6 +180,7 @@ class Daemon:
         """Process everything pending, deliver the outbox, exit (tests and cron)."""
         summary = RunSummary()
         _share_the_interpreter()
+        self._backlog_delivery = True
         self._beat()
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         ingest_done = asyncio.Event()
@@ -191,6 +203,9 @@ class Daemon:
             ingest_done.set()
             self._wake.set()
             await delivering
+            if self._delivery is not None:
+                summary.add_send(await asyncio.to_thread(self._delivery.finish))
+                self._delivery = None
             if isinstance(self.source, ImapSource):
                 await asyncio.to_thread(self._close_source)
         try:
@@ -212,6 +227,8 @@ class Daemon:
         while not done.is_set():
             await self._wake.wait()
             self._wake.clear()
+            if self._delivery is not None:
+                continue  # the delivery process has it
             try:
                 summary.add_send(await self.sender.deliver_due(self.stop))
             except Exception as exc:  # the final round after the clock tries again

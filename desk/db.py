@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+import weakref
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,13 +42,28 @@ class WriterTurns:
     again (the ingest of a backlog, batch after batch) takes the lock back before a
     sleeping waiter (the sender, wanting to claim or mark mail) wakes, so the waiter can
     starve until the whole backlog is read. Here the lock is handed to the longest waiter.
-    Other processes still meet SQLite's busy timeout as before."""
+
+    Across processes the same holds for SQLite's sleeping waiters; for the delivery
+    process of a backlog (outbound/delivery_process.py) the two share a counter in shared
+    memory of the other process's writers waiting for or holding the lock:
+    ``others_waiting`` (ours to read) and ``announce`` (ours to write). A turn here
+    starts only once that is zero (or a second went by), so neither side sleeps in
+    SQLite's retry loop. Any other process meets SQLite's busy timeout as before."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._mutex = threading.Lock()
         self._waiters: deque[threading.Lock] = deque()
         self._holder: Any = None
+        self.others_waiting: Any = None  # a multiprocessing RawValue("i"), when shared
+        self.announce: Any = None
+
+    def _let_others_in(self) -> None:
+        if self.others_waiting is None or self.others_waiting.value <= 0:
+            return
+        deadline = time.monotonic() + 1.0
+        while self.others_waiting.value > 0 and time.monotonic() < deadline:
+            time.sleep(0.0005)
 
     def take(self, holder: Any) -> None:
         with self._mutex:
@@ -69,6 +86,8 @@ class WriterTurns:
         with self._mutex:
             if self._holder is not holder:
                 return  # not ours (ended twice, or never taken)
+            if self.announce is not None:
+                self.announce.value -= 1
             self._holder = None
             if self._waiters:
                 # Handed over: nobody can barge in between.
@@ -83,10 +102,21 @@ def _take_turn_and_begin(turns: WriterTurns, conn: Any) -> None:
     dbapi = conn.connection.dbapi_connection
     turns.take(dbapi)
     try:
+        turns._let_others_in()
+        if turns.announce is not None:
+            turns.announce.value += 1  # until give_back: waiting, then holding
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     except BaseException:
         turns.give_back(dbapi)
         raise
+
+
+_TURNS: weakref.WeakKeyDictionary[Engine, WriterTurns] = weakref.WeakKeyDictionary()
+
+
+def writer_turns(engine: Engine) -> WriterTurns | None:
+    """The turns at the write lock of a SQLite engine (None for other databases)."""
+    return _TURNS.get(engine)
 
 
 def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engine:
@@ -101,7 +131,7 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engin
         # IMMEDIATE: take the write lock at the start, so a transaction that read first never
         # fails to upgrade when another thread wrote meanwhile; writers queue on busy_timeout
         # and WAL readers are never blocked.
-        turns = WriterTurns(busy_timeout)
+        turns = _TURNS[engine] = WriterTurns(busy_timeout)
         event.listen(engine, "begin", lambda conn: _take_turn_and_begin(turns, conn))
         # Every way a transaction ends gives the turn back: commit, rollback, and the
         # pool's reset of a connection returned (or invalidated) with one still open.

@@ -65,7 +65,7 @@ class ImapSource:
         *,
         worker_id: str,
         clock: Callable[[], datetime],
-        on_ingested: Callable[[], None] = lambda: None,
+        on_ingested: Callable[[int], None] = lambda count: None,
     ) -> None:
         self.s = settings
         self.ingestor = ingestor
@@ -205,7 +205,7 @@ class ImapSource:
                     results += self.ingestor.ingest_batch(
                         [(key, raw) for _, key, raw in chunk], source=self.name)
                     done += [uid for uid, _, _ in chunk]
-                    self.on_ingested()  # the sender starts on this chunk's mail now
+                    self.on_ingested(len(chunk))  # the sender starts on this mail now
             finally:
                 # Whatever committed is acknowledged at the source, even if a later
                 # chunk of the batch hit a database outage.
@@ -213,7 +213,7 @@ class ImapSource:
                     self._acknowledge(client, done)
                     high = max(done) if gap is None else min(max(done), gap - 1)
                     self._save_state(uidvalidity, max(high, start_uid))
-                    self.on_ingested()
+                    self.on_ingested(0)
             if gap is not None:
                 break  # the rest waits for the next sync, after the gap
             self.acquire_lease()  # renew during long backlogs

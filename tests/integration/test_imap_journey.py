@@ -114,3 +114,26 @@ def test_smtp_outage_keeps_the_ack_queued_until_the_server_is_back(
         s.commit()
     assert "sent 2" in env.desk("run", "--once").stdout
     assert len(wait_for_client_mail(smtp_capture, 1)) == 1
+
+
+def test_a_backlog_is_delivered_from_a_second_process_exactly_once(
+    env: DeskEnv, imap: Dovecot, smtp_capture: SmtpCapture
+) -> None:
+    # More than one ingest batch (50): a backlog, so delivery gets a process of its own
+    # while the intake goes on (outbound/delivery_process.py).
+    count = 120
+    imap.multiappend(SUPPORT_USER, [
+        make_mail(sender=f"Person {i} <p{i}@client.test>", subject=f"Question {i}",
+                  message_id=f"<backlog-{i}@client.test>") for i in range(count)])
+    run = env.desk("run", "--once", "--log-level", "info")
+    assert "delivering from a second process" in run.stderr
+    assert f"ingested {count} ({count} new tickets" in run.stdout
+    # Everything the run queued went out before it exited, each mail once.
+    acks = to_clients(smtp_capture.messages())
+    assert sorted(m.rcpt_tos[0] for m in acks) == sorted(f"p{i}@client.test"
+                                                         for i in range(count))
+    ids = [m.msg["Message-ID"] for m in smtp_capture.messages()]
+    assert len(ids) == len(set(ids))
+    sent = int(run.stdout.rsplit("sent ", 1)[1].split(",")[0])
+    assert sent == len(smtp_capture.messages())
+    assert "sent 0" in env.desk("run", "--once").stdout  # nothing left behind
