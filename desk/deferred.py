@@ -63,12 +63,14 @@ def _update_by_id(table: Table, keys: tuple[str, ...]) -> Executable:
             .values({k: bindparam(f"new_{k}") for k in keys}))
 
 
-def insert_now(session: Session, obj: Any) -> None:
+def insert_now(session: Session, obj: Any, *, ordered_by: str | None = None) -> None:
     """Write a new ORM object with one INSERT ... RETURNING and attach it to the session
     as persistent, as if loaded: its id (and every column default) is known on return.
 
     Many-to-one references set on the object are written as their ids. Collections set on
-    it are taken as they are and not written: those rows are the caller's to insert."""
+    it are taken as they are and not written: those rows are the caller's to insert.
+    ``ordered_by``: a column (``ticket_id``) within which ids must follow the order the
+    program made the rows in; deferred rows of the table that share its value go first."""
     state = inspect(obj)
     mapper = state.mapper
     table = mapper.local_table
@@ -79,7 +81,9 @@ def insert_now(session: Session, obj: Any) -> None:
             target = state.dict[rel.key]
             for local, remote in rel.local_remote_pairs:
                 values[local.key] = getattr(target, remote.key) if target is not None else None
-    write_deferred(session)  # statements keep the order the program made them in
+    if ordered_by is not None and any(
+            row.get(ordered_by) == values.get(ordered_by) for row in pending(session, table)):
+        write_deferred(session)
     row = session.connection().execute(_insert_returning(table), values).one()._mapping
     for prop in mapper.column_attrs:  # as stored, defaults included
         set_committed_value(obj, prop.key, row[table.c[prop.key]])
@@ -109,15 +113,25 @@ def write_deferred(session: Session) -> None:
         connection.execute(target.insert() if isinstance(target, Table) else target, rows)
 
 
-def query(session: Session, statement: Executable, params: dict[str, Any]) -> Result[Any]:
+def query(session: Session, statement: Executable, params: dict[str, Any], *,
+          sees_deferred: bool = True) -> Result[Any]:
     """Run a prebuilt Core query (a module-level constant with bound parameters) on the
     session's connection. It sees everything the transaction wrote or deferred, as an ORM
     query would with autoflush, at a fraction of the cost: an ORM execution of a query
-    built on each call spends most of its time building and looking up the statement."""
-    if session.autoflush:
+    built on each call spends most of its time building and looking up the statement.
+
+    ``sees_deferred=False``: the caller knows nothing pending can change the answer (the
+    table is never written later, or ``pending`` is consulted too), so rows keep waiting:
+    a backlog's rows then go in once per batch instead of once per message."""
+    if sees_deferred and session.autoflush:
         session.flush()
         write_deferred(session)
     return session.connection().execute(statement, params)
+
+
+def pending(session: Session, table: Table) -> list[dict[str, Any]]:
+    """Rows of ``table`` queued with ``insert_later`` and not written yet."""
+    return list(session.info.get(_PENDING, {}).get(table, ()))
 
 
 def begin_savepoint(session: Session) -> SessionTransaction:

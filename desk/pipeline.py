@@ -37,6 +37,9 @@ from desk.tickets import add_event, add_participant, record_inbound
 _TICKET_WORKERS = TicketWorker.__table__
 
 
+NO_SENDER = "no usable From address: nobody to answer"
+
+
 class Unprocessable(Exception):
     """The message can never be processed as it is: quarantine it with this reason."""
 
@@ -71,7 +74,7 @@ def process(
     raw_id: int | None = None,
 ) -> Outcome:
     if msg.sender is None:
-        raise Unprocessable("no usable From address: nobody to answer")
+        raise Unprocessable(NO_SENDER)
 
     blockers = auto_reply_blockers(
         msg, own_addresses=[settings.desk.address], loop_header_value=settings.desk.address

@@ -82,7 +82,7 @@ def record_inbound(
         created_at=now,
     )
     # Its id is needed at once (attachments, notices keyed by it): one INSERT, no flush.
-    insert_now(session, row)
+    insert_now(session, row, ordered_by="ticket_id")  # after our mail copies in the ticket
     for att in msg.attachments:
         session.add(Attachment(message_pk=row.id, filename=att.filename,
                                content_type=att.content_type, size=att.size,

@@ -24,7 +24,7 @@ from desk.directory import forget_cached
 from desk.inbox.message import ParsedMessage
 from desk.inbox.parse import ParseError, parse_message
 from desk.models import Message, Quarantine, RawMessage, Receipt
-from desk.pipeline import Unprocessable, process
+from desk.pipeline import NO_SENDER, Unprocessable, process
 
 log = logging.getLogger("desk.inbox")
 
@@ -93,7 +93,8 @@ class Ingestor:
 
     def _record_in(self, session: Session, source_key: str, raw: bytes, msg: ParsedMessage,
                    source: str, now: datetime) -> IngestResult:
-        existing = query(session, _SEEN, {"key": msg.message_id}).scalar()
+        # Inbound messages are written at once (never deferred): nothing pending matters.
+        existing = query(session, _SEEN, {"key": msg.message_id}, sees_deferred=False).scalar()
         if existing is not None:
             _receipt(session, source_key, msg.message_id, "duplicate", now, message_pk=existing)
             return IngestResult("duplicate", reason=f"Message-ID <{msg.message_id}> seen")
@@ -106,29 +107,33 @@ class Ingestor:
     # -- several messages, one transaction ----------------------------------------------
     def ingest_batch(self, items: Sequence[tuple[str, bytes]], *, source: str
                      ) -> list[IngestResult]:
-        """Ingest ``(source_key, raw)`` pairs in one transaction, each message in its own
-        savepoint: a message that fails is rolled back alone and quarantined inside the
-        same transaction. The caller acknowledges the whole batch at the source after we
-        return (committed) and nothing of it when we raise ``TransientError``.
+        """Ingest ``(source_key, raw)`` pairs in one transaction. The caller acknowledges
+        the whole batch at the source after we return (committed) and nothing of it when
+        we raise ``TransientError``.
 
         One commit per batch instead of per message is what a backlog needs; the exactly-
         once rules are unchanged, as receipts and source acknowledgement still go together.
+        Several messages run without savepoints, so their deferred rows go in together at
+        the commit (desk/deferred.py); if one fails, the batch is rolled back and ingested
+        one message per transaction, where a message that fails is rolled back alone (a
+        savepoint) and quarantined. Unparseable or oversized mail and mail without a
+        sender never fail: they are quarantined in place.
         """
         try:
             with transaction(self.factory) as session:
                 done = set(session.scalars(select(Receipt.source_key).where(
                     Receipt.source_key.in_([key for key, _ in items]))))
+                alone = len(items) == 1
                 return [IngestResult("already") if key in done
-                        else self._one_of_batch(session, key, raw, source)
+                        else self._one_of_batch(session, key, raw, source, alone=alone)
                         for key, raw in items]
         except TransientError:
             raise
         except Exception as exc:
             if is_transient(exc):
                 raise TransientError(str(exc)) from exc
-            # Failed outside any one message's savepoint (at commit, say): nothing was
-            # recorded. One transaction per message sorts out which one is at fault, and
-            # that one is quarantined on its own.
+            # Nothing was recorded. One transaction per message sorts out which one is at
+            # fault, and that one is quarantined on its own.
             if len(items) > 1:
                 log.warning("batch of %d failed (%s: %s); ingesting one by one", len(items),
                             type(exc).__name__, exc)
@@ -138,8 +143,8 @@ class Ingestor:
             log.exception("quarantining %s: %s", key, reason)
             return [self.quarantine(key, raw, reason, traceback.format_exc())]
 
-    def _one_of_batch(self, session: Session, key: str, raw: bytes, source: str
-                      ) -> IngestResult:
+    def _one_of_batch(self, session: Session, key: str, raw: bytes, source: str, *,
+                      alone: bool) -> IngestResult:
         now = self.clock()
         limits = self.settings.intake
         if len(raw) > limits.max_message_bytes:
@@ -148,6 +153,10 @@ class Ingestor:
             msg = parse_message(raw, max_attachment_bytes=limits.max_attachment_bytes)
         except ParseError as exc:
             return self._quarantine_in(session, key, raw, now, f"cannot parse: {exc}")
+        if not alone:
+            if msg.sender is None:  # refused before anything is written: no rollback needed
+                return self._quarantine_in(session, key, raw, now, NO_SENDER)
+            return self._record_in(session, key, raw, msg, source, now)
         savepoint = begin_savepoint(session)
         try:
             result = self._record_in(session, key, raw, msg, source, now)

@@ -55,11 +55,13 @@ class _Registry(HeaderRegistry):
 _REGISTRY = _Registry()
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)
 def _header(name: str, value: str) -> BaseHeader:
     # The default policy parses a header anew each time it is read, and reading a message
     # asks for its Content-Type about seven times. Parsed headers are immutable str
     # objects, so one per (name, value) is shared: within a message and across a backlog.
+    # Small: a parsed header keeps its parse tree (~12 KB), and the ones worth keeping
+    # (MIME headers) repeat; a From or Message-ID is read once and passes through.
     return _REGISTRY(name, value)
 
 

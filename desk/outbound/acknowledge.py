@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from desk.config import Recommendation, Settings
-from desk.deferred import query
+from desk.deferred import pending, query
 from desk.inbox.message import Address, ParsedMessage
 from desk.models import Outbox, Ticket
 from desk.outbound.messages import Thread, queue_mail
@@ -35,14 +35,23 @@ _RECENT_ACKS = select(Outbox.subject).where(
     Outbox.created_at >= bindparam("since")).limit(bindparam("cap"))
 
 
+_OUTBOX = Outbox.__table__
+
+
 def rate_cap_reason(
     session: Session, settings: Settings, recipient: str, subject: str, now: datetime
 ) -> str | None:
     """Why an acknowledgement to ``recipient`` must be skipped now, or None."""
     caps = settings.acknowledgements
     since = now - timedelta(hours=caps.window_hours)
-    subjects = query(session, _RECENT_ACKS, {
-        "recipient": recipient.lower(), "since": since, "cap": caps.max_per_sender}).scalars().all()
+    recipient = recipient.lower()
+    # Acknowledgements queued in this transaction are still deferred: counted from memory,
+    # so a backlog's rows are not written message by message for this question.
+    subjects = [*query(session, _RECENT_ACKS, {
+        "recipient": recipient, "since": since, "cap": caps.max_per_sender},
+        sees_deferred=False).scalars(),
+        *(row["subject"] for row in pending(session, _OUTBOX) if row["kind"] == "ack"
+          and row["recipient"] == recipient and row["created_at"] >= since)]
     if len(subjects) >= caps.max_per_sender:
         return (f"{recipient} already got {len(subjects)} acknowledgements in the last "
                 f"{caps.window_hours:g} h (cap {caps.max_per_sender})")

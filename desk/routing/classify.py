@@ -55,7 +55,8 @@ _CONTACT = select(Contact.id).where(Contact.email == bindparam("email"))
 
 def find_client(session: Session, email: str) -> tuple[Client | None, Contact | None, str]:
     email = email.lower()
-    contact_id = query(session, _CONTACT, {"email": email}).scalar()
+    # Contacts are never deferred: a backlog's rows need not be written for this.
+    contact_id = query(session, _CONTACT, {"email": email}, sees_deferred=False).scalar()
     contact = session.get(Contact, contact_id) if contact_id is not None else None
     if contact is not None:
         return contact.client, contact, f"{email} is a contact of {contact.client.name}"

@@ -106,3 +106,20 @@ def test_a_locked_database_records_nothing_and_says_so(env: DeskEnv) -> None:
     assert env.tickets() == []
     results = ingestor.ingest_batch([(f"k{i}", _mail(i)) for i in range(3)], source="test")
     assert [r.outcome for r in results] == ["ticketed"] * 3
+
+
+def test_the_acknowledgement_rate_cap_counts_acks_queued_earlier_in_the_same_batch(
+    env: DeskEnv,
+) -> None:
+    # Acknowledgements queued in a batch are written at its commit (desk/deferred.py): the
+    # cap must still see the first one when the same person writes again in the batch.
+    first = make_mail(sender="Jo <jo@client.test>", subject="Site down",
+                      message_id="<cap-1@client.test>")
+    again = make_mail(sender="Jo <jo@client.test>", subject="Site down",
+                      message_id="<cap-2@client.test>")
+    results = _ingestor(env).ingest_batch([("a", first), ("b", again), ("c", _mail(3))],
+                                          source="test")
+    assert [r.outcome for r in results] == ["ticketed"] * 3
+    assert [r.acknowledged for r in results] == [True, False, True]
+    acks = [r for r in env.desk_json("outbox", "list") if r["kind"] == "ack"]
+    assert sorted(r["to"][0] for r in acks) == ["jo@client.test", "p3@client.test"]
