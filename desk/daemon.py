@@ -154,8 +154,13 @@ class Daemon:
         if self._backlog_delivery and self._delivery is None and count >= INGEST_BATCH:
             # A full batch: a backlog is being read. Delivery moves to a core of its own.
             pinned = None if self.clock is utcnow else self.clock()
-            self._delivery = DeliveryProcess(self.settings, pinned, writer_turns(self.engine))
-        if self._delivery is not None:
+            try:
+                self._delivery = DeliveryProcess(self.settings, pinned,
+                                                 writer_turns(self.engine))
+            except Exception as exc:  # no second process: this one delivers, as before
+                log.warning("cannot start a delivery process (%s); delivering from here", exc)
+                self._backlog_delivery = False
+        if self._delivery is not None and self._delivery.alive:
             self._delivery.wake()
         elif self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
@@ -227,7 +232,7 @@ class Daemon:
         while not done.is_set():
             await self._wake.wait()
             self._wake.clear()
-            if self._delivery is not None:
+            if self._delivery is not None and self._delivery.alive:
                 continue  # the delivery process has it
             try:
                 summary.add_send(await self.sender.deliver_due(self.stop))

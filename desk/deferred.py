@@ -1,19 +1,18 @@
-"""Append-only rows written together: one multi-row INSERT per table instead of one
-statement per row.
+"""How the pipeline writes: few statements, and no unit-of-work flush for a new ticket.
 
-A new ticket writes four or five events, a copy of every mail it queues and a receipt;
-nothing reads them back before the next query. Each statement costs far more in the
-database layer than in the database, so such rows wait in the session and are written
-just before anything could see they are missing: before any query through the session,
-before a flush and before a commit (a savepoint's too). A rollback drops them with the
-rest of the transaction.
-
-Only for rows whose id nobody needs and that refer to rows already written, and for
-changes of columns to known values (``update_later``).
+A new ticket writes four or five events, a copy of every mail it queues, the outbox rows
+and a receipt; nothing reads them back before the next query. Each statement costs far
+more in the database layer than in the database, so such rows wait in the session
+(``insert_later``, ``update_later``) and are written as one multi-row statement per
+table just before anything could see they are missing: before any query through the
+session, before a flush and before a commit (a savepoint's too). A rollback drops them
+with the rest of the transaction. Only for rows whose id nobody needs and that refer to
+rows already written, and for setting columns to known values.
 
 ``insert_now`` is the other half: a new ticket or message whose id is needed at once is
 written with one INSERT ... RETURNING and joins the session as if it had been loaded,
 instead of going through the unit of work's flush (a quarter of a new ticket's cost).
+``query`` runs the per-message reads as prebuilt Core statements.
 """
 
 from __future__ import annotations
@@ -104,12 +103,12 @@ def _insert_returning(table: Table) -> Executable:
 
 
 def write_deferred(session: Session) -> None:
-    pending: dict[Table | Executable, list[dict[str, Any]]] | None = \
+    waiting: dict[Table | Executable, list[dict[str, Any]]] | None = \
         session.info.pop(_PENDING, None)
-    if not pending:
+    if not waiting:
         return
     connection = session.connection()
-    for target, rows in pending.items():  # in the order they were first used
+    for target, rows in waiting.items():  # in the order they were first used
         connection.execute(target.insert() if isinstance(target, Table) else target, rows)
 
 

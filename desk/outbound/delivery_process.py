@@ -56,6 +56,10 @@ class DeliveryProcess:
         log.info("delivering from a second process (pid %s) while the backlog is read",
                  self._proc.pid)
 
+    @property
+    def alive(self) -> bool:
+        return self._proc.is_alive()
+
     def wake(self) -> None:
         """New mail is queued (from any thread)."""
         with self._lock, contextlib.suppress(OSError):
