@@ -7,7 +7,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,10 +56,18 @@ class WriterTurns:
         self._waiters: deque[threading.Lock] = deque()
         self._holder: Any = None
         self.others_waiting: Any = None  # a multiprocessing RawValue("i"), when shared
+        self._others_alive: Callable[[], bool] | None = None
         self.announce: Any = None
+
+    def share_with(self, others_waiting: Any, alive: Callable[[], bool] | None) -> None:
+        """Take the other process's writers into account (None: stop)."""
+        self.others_waiting, self._others_alive = others_waiting, alive
 
     def _let_others_in(self) -> None:
         if self.others_waiting is None or self.others_waiting.value <= 0:
+            return
+        if self._others_alive is not None and not self._others_alive():
+            self.share_with(None, None)  # died holding or wanting the lock: its count is void
             return
         deadline = time.monotonic() + 1.0
         while self.others_waiting.value > 0 and time.monotonic() < deadline:
@@ -96,6 +104,12 @@ class WriterTurns:
 
 
 _HANDED_OVER = object()
+
+
+def _dbapi_of(conn: Any) -> Any:
+    # An invalidated connection has none (asking raises): the pool's "invalidate" event
+    # gives its turn back instead.
+    return None if conn.invalidated else conn.connection.dbapi_connection
 
 
 def _take_turn_and_begin(turns: WriterTurns, conn: Any) -> None:
@@ -135,10 +149,8 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engin
         event.listen(engine, "begin", lambda conn: _take_turn_and_begin(turns, conn))
         # Every way a transaction ends gives the turn back: commit, rollback, and the
         # pool's reset of a connection returned (or invalidated) with one still open.
-        event.listen(engine, "commit",
-                     lambda conn: turns.give_back(conn.connection.dbapi_connection))
-        event.listen(engine, "rollback",
-                     lambda conn: turns.give_back(conn.connection.dbapi_connection))
+        event.listen(engine, "commit", lambda conn: turns.give_back(_dbapi_of(conn)))
+        event.listen(engine, "rollback", lambda conn: turns.give_back(_dbapi_of(conn)))
         event.listen(engine.pool, "reset",
                      lambda dbapi, _record, _reset_state: turns.give_back(dbapi))
         event.listen(engine.pool, "invalidate",

@@ -25,7 +25,7 @@ from sqlalchemy.orm import MANYTOONE, Session, SessionTransaction, make_transien
 from sqlalchemy.orm.attributes import set_committed_value
 
 _PENDING = "desk.deferred"
-_INSERTED = "desk.inserted_now"
+_TOUCHED = "desk.touched"  # [(transaction, object, updated keys or None if inserted)]
 
 
 def insert_later(session: Session, table: Table, row: dict[str, Any]) -> None:
@@ -51,6 +51,7 @@ def update_later(session: Session, obj: Any, **values: Any) -> None:
         return
     for key, value in values.items():
         set_committed_value(obj, key, value)
+    _touched(session, obj, tuple(values))
     statement = _update_by_id(state.mapper.local_table, tuple(sorted(values)))
     execute_later(session, statement, {"row_id": state.identity[0],
                                        **{f"new_{k}": v for k, v in values.items()}})
@@ -88,13 +89,26 @@ def insert_now(session: Session, obj: Any, *, ordered_by: str | None = None) -> 
         set_committed_value(obj, prop.key, row[table.c[prop.key]])
     make_transient_to_detached(obj)
     session.add(obj)
-    # The ORM does not know it wrote this object here: if this (sub)transaction rolls
-    # back, the object must leave the session, as a new object of its own would.
-    session.info.setdefault(_INSERTED, []).append((_innermost(session), obj))
+    _touched(session, obj, None)
+
+
+def _touched(session: Session, obj: Any, keys: tuple[str, ...] | None) -> None:
+    # The ORM does not know what was written here: if this (sub)transaction rolls back,
+    # an object inserted now must leave the session and values set now must be read
+    # again, as the ORM does with its own new and changed objects.
+    session.info.setdefault(_TOUCHED, []).append((_innermost(session), obj, keys))
 
 
 def _innermost(session: Session) -> SessionTransaction | None:
     return session.get_nested_transaction() or session.get_transaction()
+
+
+def _within(transaction: SessionTransaction | None, outer: Any) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 @lru_cache(maxsize=64)
@@ -167,25 +181,28 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
     write_deferred(session)
-    # What a committing savepoint inserted now belongs to the enclosing transaction.
-    if inserted := session.info.get(_INSERTED):
+    # What a committing savepoint wrote now belongs to the enclosing transaction.
+    if touched := session.info.get(_TOUCHED):
         ending = _innermost(session)
         parent = ending.parent if ending is not None else None
-        session.info[_INSERTED] = [(parent if tx is ending else tx, obj)
-                                   for tx, obj in inserted
-                                   if tx is not ending or parent is not None]
+        session.info[_TOUCHED] = [(parent if tx is ending else tx, obj, keys)
+                                  for tx, obj, keys in touched
+                                  if tx is not ending or parent is not None]
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _after_rollback(session: Session, previous: Any) -> None:
     # A savepoint or the whole transaction rolled back: what it deferred is gone with it,
-    # and so are the rows it inserted now.
+    # and so is what it wrote now (savepoints inside it ended with it, without an event).
     discard_deferred(session)
     kept = []
-    for tx, obj in session.info.pop(_INSERTED, ()):
-        if tx is not previous:
-            kept.append((tx, obj))
+    for tx, obj, keys in session.info.pop(_TOUCHED, ()):
+        if not _within(tx, previous):
+            kept.append((tx, obj, keys))
         elif obj in session:
-            session.expunge(obj)
+            if keys is None:
+                session.expunge(obj)
+            else:
+                session.expire(obj, list(keys))
     if kept:
-        session.info[_INSERTED] = kept
+        session.info[_TOUCHED] = kept

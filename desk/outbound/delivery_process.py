@@ -44,15 +44,16 @@ class DeliveryProcess:
         self._conn, child_end = ctx.Pipe()
         self._lock = threading.Lock()
         announce = ctx.RawValue("i", 0) if turns is not None else None
-        if turns is not None:
-            turns.others_waiting = announce
         self._turns = turns
+        self._proc: Any = None
         self._proc = ctx.Process(
             target=_child_main, name="desk-delivery", daemon=True,
             args=(settings, pinned_now, child_end, announce,
                   logging.getLogger().getEffectiveLevel()))
         self._proc.start()
         child_end.close()
+        if turns is not None:
+            turns.share_with(announce, self._proc.is_alive)
         log.info("delivering from a second process (pid %s) while the backlog is read",
                  self._proc.pid)
 
@@ -83,7 +84,7 @@ class DeliveryProcess:
                 self._proc.kill()
             self._conn.close()
             if self._turns is not None:
-                self._turns.others_waiting = None
+                self._turns.share_with(None, None)
         return report
 
 
@@ -132,7 +133,11 @@ async def _serve(sender: Any, conn: Connection) -> None:
                     command = "finish" if "finish" in (command, conn.recv()) else command
             except (EOFError, OSError):
                 return  # the parent is gone: what we claimed is void, nothing is lost
-            report = await sender.deliver_due()
+            try:
+                report = await sender.deliver_due()
+            except Exception as exc:  # the database busy or gone: the next round retries
+                log.warning("delivery process: round failed (%s: %s)", type(exc).__name__, exc)
+                report = SendReport()
             total.sent += report.sent
             total.retried += report.retried
             total.failed += report.failed

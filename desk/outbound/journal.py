@@ -34,8 +34,11 @@ class SentJournal:
         self._fh.seek(0)
 
     def close(self) -> None:
+        """Gone if everything it recorded is marked in the database (``forget``); kept
+        otherwise, so whoever claims next marks those rows sent instead of resending."""
         self._fh.close()
-        self.path.unlink(missing_ok=True)
+        if self.path.exists() and self.path.stat().st_size == 0:
+            self.path.unlink(missing_ok=True)
 
 
 def encode_worker(worker_id: str) -> str:

@@ -66,7 +66,6 @@ class Sender:
         self.incident: str | None = None
         self._failures = 0
         self.journal = SentJournal(journal_dir, worker_id) if journal_dir else None
-        self._recovered = False
 
     def recover(self) -> int:
         """Rows that dead workers (this one's predecessor, after a crash) had handed to the
@@ -91,9 +90,9 @@ class Sender:
         return marked
 
     def _claim(self) -> list[Outbox]:
-        if not self._recovered:
-            self.recover()
-            self._recovered = True
+        # Every round, not once: a worker can die while this one runs (a delivery process
+        # of a backlog, another desk on the same database) and leave a journal behind.
+        self.recover()
         now = self.clock()
         with transaction(self.factory) as session:
             dead = dead_workers(session, now)

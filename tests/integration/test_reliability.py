@@ -255,3 +255,21 @@ def test_a_torn_journal_line_marks_nothing(tmp_path: Path) -> None:
     path = tmp_path / "sent-x.log"
     path.write_text("7\n12")  # killed while writing "123\n"
     assert read_ids(path) == [7]
+
+
+def test_a_journal_is_kept_while_it_lists_mail_not_marked_sent(tmp_path: Path) -> None:
+    """A sender that stops (a delivery process ending after a failed mark) with accepted
+    mail not yet marked in the database leaves its journal for the next worker, which marks
+    those rows instead of sending them again."""
+    from desk.outbound.journal import SentJournal, read_ids
+
+    unmarked = SentJournal(tmp_path, "host:1:aaaaaa")
+    unmarked.record(41)
+    unmarked.close()
+    assert read_ids(tmp_path / "sent-host%3A1%3Aaaaaaa.log") == [41]
+
+    marked = SentJournal(tmp_path, "host:2:bbbbbb")
+    marked.record(42)
+    marked.forget()  # everything it listed is marked sent in the database
+    marked.close()
+    assert not (tmp_path / "sent-host%3A2%3Abbbbbb.log").exists()

@@ -74,3 +74,40 @@ def test_a_turn_not_handed_over_in_time_fails_like_a_locked_database(tmp_path: P
         thread.join()
     with engine.begin() as conn:  # and the lock is usable again afterwards
         conn.execute(text("SELECT 1"))
+
+
+def test_a_dead_partner_process_never_delays_a_turn(tmp_path: Path) -> None:
+    """The delivery process counts itself in shared memory while it waits for or holds the
+    lock. Killed in that moment, its count stays up: it must not hold the intake back."""
+    import multiprocessing
+
+    from desk.db import writer_turns
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'turns.db'}", busy_timeout=10)
+    turns = writer_turns(engine)
+    assert turns is not None
+    stuck = multiprocessing.get_context("spawn").RawValue("i", 1)
+
+    turns.share_with(stuck, lambda: True)  # alive and (say) waiting: we step aside a while
+    started = time.monotonic()
+    with engine.begin() as conn:
+        conn.execute(text("SELECT 1"))
+    assert time.monotonic() - started >= 0.9
+
+    turns.share_with(stuck, lambda: False)  # gone: its count is void
+    started = time.monotonic()
+    for _ in range(5):
+        with engine.begin() as conn:
+            conn.execute(text("SELECT 1"))
+    assert time.monotonic() - started < 0.5
+
+
+def test_rolling_back_an_invalidated_connection_gives_the_turn_back(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'turns.db'}", busy_timeout=0.5)
+    conn = engine.connect()
+    conn.begin()
+    conn.invalidate()
+    conn.rollback()  # no error of our own on top of the original one
+    conn.close()
+    with engine.begin() as other:  # and the turn is free again
+        other.execute(text("SELECT 1"))
