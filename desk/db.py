@@ -74,6 +74,18 @@ class WriterTurns:
             time.sleep(0.0005)
 
     def take(self, holder: Any) -> None:
+        """Our turn (waiting behind earlier takers), then the other process's writers let
+        through; given back by ``give_back`` whatever happens after."""
+        self._take_in_process(holder)
+        if self.announce is not None:
+            self.announce.value += 1  # until give_back: waiting, then holding
+        try:
+            self._let_others_in()
+        except BaseException:
+            self.give_back(holder)
+            raise
+
+    def _take_in_process(self, holder: Any) -> None:
         with self._mutex:
             if self._holder is None and not self._waiters:
                 self._holder = holder
@@ -116,9 +128,6 @@ def _take_turn_and_begin(turns: WriterTurns, conn: Any) -> None:
     dbapi = conn.connection.dbapi_connection
     turns.take(dbapi)
     try:
-        turns._let_others_in()
-        if turns.announce is not None:
-            turns.announce.value += 1  # until give_back: waiting, then holding
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     except BaseException:
         turns.give_back(dbapi)

@@ -36,11 +36,19 @@ _RECEIPTS = Receipt.__table__
 
 
 def _receipt(session: Session, source_key: str, dedupe_key: str, outcome: str, now: datetime,
-             *, message_pk: int | None = None) -> None:
+             *, message_pk: int | None = None, quarantine_id: int | None = None) -> None:
     # Deferred with the message's events: one INSERT fewer of its own per message.
     insert_later(session, _RECEIPTS, {
         "source_key": source_key, "dedupe_key": dedupe_key, "outcome": outcome,
-        "message_pk": message_pk, "quarantine_id": None, "created_at": now})
+        "message_pk": message_pk, "quarantine_id": quarantine_id, "created_at": now})
+
+
+def _late_duplicate(session: Session, source_key: str, dedupe_key: str, now: datetime
+                    ) -> IngestResult:
+    """Another worker recorded the same Message-ID (or source position) first."""
+    if session.get(Receipt, source_key) is None:
+        _receipt(session, source_key, dedupe_key, "duplicate", now)
+    return IngestResult("duplicate", reason=f"Message-ID <{dedupe_key}> seen")
 
 
 class TransientError(Exception):
@@ -168,11 +176,7 @@ class Ingestor:
             if is_transient(exc):
                 raise
             if isinstance(exc, IntegrityError):
-                # Another worker recorded the same Message-ID (or source position) first.
-                if session.get(Receipt, key) is None:
-                    session.add(Receipt(source_key=key, dedupe_key=msg.message_id,
-                                        outcome="duplicate", created_at=now))
-                return IngestResult("duplicate", reason=f"Message-ID <{msg.message_id}> seen")
+                return _late_duplicate(session, key, msg.message_id, now)
             if isinstance(exc, Unprocessable):
                 return self._quarantine_in(session, key, raw, now, str(exc))
             reason = f"{type(exc).__name__}: {exc}"
@@ -181,10 +185,7 @@ class Ingestor:
 
     def _record_duplicate(self, source_key: str, dedupe_key: str) -> IngestResult:
         with transaction(self.factory) as session:
-            if session.get(Receipt, source_key) is None:
-                session.add(Receipt(source_key=source_key, dedupe_key=dedupe_key,
-                                    outcome="duplicate", created_at=self.clock()))
-        return IngestResult("duplicate", reason=f"Message-ID <{dedupe_key}> seen")
+            return _late_duplicate(session, source_key, dedupe_key, self.clock())
 
     def quarantine(
         self, source_key: str, raw: bytes, reason: str, detail: str = ""
@@ -206,8 +207,8 @@ class Ingestor:
                          detail=detail[-20000:], subject=subject, sender=sender, created_at=now)
         session.add(row)
         session.flush()
-        session.add(Receipt(source_key=source_key, dedupe_key=f"quarantine:{row.id}",
-                            outcome="quarantined", quarantine_id=row.id, created_at=now))
+        _receipt(session, source_key, f"quarantine:{row.id}", "quarantined", now,
+                 quarantine_id=row.id)
         log.warning("quarantined %s as #%s: %s", source_key, row.id, reason)
         return IngestResult("quarantined", quarantine_id=row.id, reason=reason)
 

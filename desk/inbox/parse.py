@@ -37,7 +37,6 @@ _MIB = 1024 * 1024
 _MAX_DEPTH = 40
 
 
-
 class _Registry(HeaderRegistry):
     # The stdlib registry creates a new class on every lookup (type(...) per header):
     # one class per kind of header is all it needs.

@@ -33,9 +33,7 @@ TIER_TIPS = {
 _RECENT_ACKS = select(Outbox.subject).where(
     Outbox.recipient == bindparam("recipient"), Outbox.kind == "ack",
     Outbox.created_at >= bindparam("since")).limit(bindparam("cap"))
-
-
-_OUTBOX = Outbox.__table__
+_OUTBOX = Outbox.__table__  # pending acks of this transaction are counted from memory
 
 
 def rate_cap_reason(

@@ -45,7 +45,6 @@ class DeliveryProcess:
         self._lock = threading.Lock()
         announce = ctx.RawValue("i", 0) if turns is not None else None
         self._turns = turns
-        self._proc: Any = None
         self._proc = ctx.Process(
             target=_child_main, name="desk-delivery", daemon=True,
             args=(settings, pinned_now, child_end, announce,
