@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import insert
 
 from desk.config import parse_settings
-from desk.db import make_engine, session_factory, upgrade
-from desk.directory import ClientSpec, add_staff, upsert_client
-from desk.models import Ticket
-from desk.sla.clock import Clock
+from desk.store.db import make_engine, session_factory, upgrade
+from desk.store.directory import ClientSpec, add_staff, upsert_client
+from desk.store.models import Ticket
+from desk.work.escalation import Clock
 
 
 def main() -> None:

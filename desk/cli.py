@@ -16,8 +16,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from desk.config import ConfigError, Settings, load_settings
-from desk.db import make_engine, session_factory, transaction, upgrade
-from desk.directory import (
+from desk.store.db import make_engine, session_factory, transaction, upgrade
+from desk.store.directory import (
     ClientSpec,
     DirectoryError,
     ImportReport,
@@ -29,9 +29,9 @@ from desk.directory import (
     staff_dict,
     upsert_client,
 )
-from desk.models import Client, Quarantine, Role, Staff, Status, Ticket, Tier, utcnow
-from desk.tickets import get_ticket
-from desk.views import list_tickets, quarantine_dict, ticket_detail, ticket_summary
+from desk.store.models import Client, Quarantine, Role, Staff, Status, Ticket, Tier, utcnow
+from desk.store.tickets import get_ticket
+from desk.views.tickets import list_tickets, quarantine_dict, ticket_detail, ticket_summary
 
 log = logging.getLogger("desk")
 
@@ -428,7 +428,7 @@ def tickets_show(c: Ctx, ref: str, as_json: bool) -> None:
 def route(c: Ctx, sender: str, subject: str, body: str, cc: tuple[str, ...],
           as_json: bool) -> None:
     """Explain where a message would go, without creating anything."""
-    from desk.explain import explain_route
+    from desk.views.explain import explain_route
 
     data = explain_route(session_factory(c.engine), c.settings, sender, subject, body, list(cc))
     if as_json:
@@ -457,9 +457,9 @@ def route(c: Ctx, sender: str, subject: str, body: str, cc: tuple[str, ...],
 def tickets_set(c: Ctx, ref: str, status: str | None, priority: str | None,
                 owner: str | None, eta: str | None) -> None:
     """Change a ticket as an admin (recorded on the ticket like an email command)."""
-    from desk.actions import Actor, Refused, assign_to, set_eta, set_priority, set_status
-    from desk.conversation import after_changes, notify_new_people
     from desk.sla.clock import refresh
+    from desk.work.actions import Actor, Refused, assign_to, set_eta, set_priority, set_status
+    from desk.work.conversation import after_changes, notify_new_people
 
     now = c.now()
     actor = Actor(None, "admin (CLI)")
@@ -488,10 +488,10 @@ def tickets_set(c: Ctx, ref: str, status: str | None, priority: str | None,
 @pass_ctx
 def approve(c: Ctx, held_id: int, approver: str | None) -> None:
     """Send a junior engineer's held reply to the client, unchanged."""
-    from desk.actions import Actor, Refused
-    from desk.conversation import approve_held
-    from desk.models import Outbox
     from desk.sla.clock import refresh
+    from desk.store.models import Outbox
+    from desk.work.actions import Actor, Refused
+    from desk.work.conversation import approve_held
 
     now = c.now()
     with c.session() as s:
@@ -525,7 +525,7 @@ def templates() -> None:
 @pass_ctx
 def templates_preview(c: Ctx, name: str, ref: str | None, html: bool) -> None:
     """Render a template, e.g. `desk templates preview ack_support_sla`."""
-    from desk.preview import PreviewError, preview
+    from desk.views.preview import PreviewError, preview
 
     try:
         click.echo(preview(session_factory(c.engine), c.settings, name, ref,
@@ -618,7 +618,7 @@ def feedback() -> None:
 @pass_ctx
 def feedback_list(c: Ctx, client_name: str | None, as_json: bool) -> None:
     """List feedback, newest last, with the average rating."""
-    from desk.models import Feedback
+    from desk.store.models import Feedback
 
     with c.session() as s:
         q = select(Feedback, Ticket.subject, Client.name).join(
@@ -657,8 +657,8 @@ def time_group() -> None:
 @pass_ctx
 def time_add(c: Ctx, ref: str, duration: str, staff_email: str, note: str) -> None:
     """Log time on a ticket, e.g. `desk time add 12 1h30m --staff sam@agency.example`."""
-    from desk.actions import Actor, Refused, log_time
-    from desk.reports.allowance import check_allowance
+    from desk.work.actions import Actor, Refused, log_time
+    from desk.work.allowance import check_allowance
 
     now = c.now()
     with c.session() as s:
@@ -755,7 +755,7 @@ def sla_explain_cmd(c: Ctx, ref: str) -> None:
 def status_cmd(c: Ctx, as_json: bool) -> None:
     """Is the desk alive: workers, last ingest, outbox, quarantine, tickets at risk.
     Exits 1 when no daemon has a recent heartbeat (for monitoring)."""
-    from desk.status import desk_status
+    from desk.views.status import desk_status
 
     with c.session() as s:
         data = desk_status(s, c.settings, c.now())
@@ -788,8 +788,8 @@ def outbox() -> None:
 @pass_ctx
 def outbox_list(c: Ctx, failed: bool, show_all: bool, as_json: bool) -> None:
     """List the outbox (pending, held and failed by default)."""
-    from desk.models import Outbox
-    from desk.views import outbox_dict
+    from desk.store.models import Outbox
+    from desk.views.tickets import outbox_dict
 
     with c.session() as s:
         q = select(Outbox).order_by(Outbox.id)
@@ -814,8 +814,8 @@ def outbox_list(c: Ctx, failed: bool, show_all: bool, as_json: bool) -> None:
 @pass_ctx
 def outbox_retry(c: Ctx, outbox_id: int) -> None:
     """Send a failed mail again (the same bytes, the same Message-ID)."""
-    from desk.models import Outbox
-    from desk.tickets import add_event
+    from desk.store.models import Outbox
+    from desk.store.tickets import add_event
 
     with c.session() as s:
         row = s.get(Outbox, outbox_id)
@@ -890,8 +890,8 @@ def quarantine_show(c: Ctx, qid: int, as_json: bool, raw: bool) -> None:
 @pass_ctx
 def quarantine_retry(c: Ctx, qid: int) -> None:
     """Run the pipeline again on a quarantined message."""
-    from desk.inbox.ingest import Ingestor
-    from desk.pipeline import Unprocessable
+    from desk.work.ingest import Ingestor
+    from desk.work.pipeline import Unprocessable
 
     ingestor = Ingestor(session_factory(c.engine), c.settings, c.now)
     try:

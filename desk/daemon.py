@@ -26,7 +26,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config import Settings
-from desk.db import (
+from desk.inbox.imap_source import INGEST_BATCH, ImapSource, LeaseHeld
+from desk.inbox.lmtp_source import start_lmtp
+from desk.inbox.maildir_source import MaildirSource
+from desk.outbound.delivery_process import DeliveryProcess
+from desk.outbound.sender import Sender, SendReport
+from desk.outbound.transport import make_transport
+from desk.reports.scheduler import run_scheduled
+from desk.store.db import (
     current_revision,
     head_revision,
     is_transient,
@@ -35,16 +42,9 @@ from desk.db import (
     transaction,
     writer_turns,
 )
-from desk.inbox.imap_source import INGEST_BATCH, ImapSource, LeaseHeld
-from desk.inbox.ingest import Ingestor, IngestResult, TransientError
-from desk.inbox.lmtp_source import start_lmtp
-from desk.inbox.maildir_source import MaildirSource
-from desk.models import Worker, utcnow
-from desk.outbound.delivery_process import DeliveryProcess
-from desk.outbound.sender import Sender, SendReport
-from desk.outbound.transport import make_transport
-from desk.reports.scheduler import run_scheduled
-from desk.sla.clock import Clock, ClockReport
+from desk.store.models import Worker, utcnow
+from desk.work.escalation import Clock, ClockReport
+from desk.work.ingest import Ingestor, IngestResult, TransientError
 
 log = logging.getLogger("desk.daemon")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from desk.db import make_engine, session_factory
+from desk.store.db import make_engine, session_factory
 
 REPO = Path(__file__).resolve().parents[1]
 DESK = [sys.executable, "-m", "desk"]

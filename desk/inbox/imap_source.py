@@ -25,11 +25,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config import MailboxSection
-from desk.db import transaction
-from desk.deferred import begin_savepoint
-from desk.inbox.ingest import Ingestor, IngestResult, TransientError
-from desk.models import MailboxState
-from desk.workers import is_dead
+from desk.store.db import transaction
+from desk.store.deferred import begin_savepoint
+from desk.store.models import MailboxState
+from desk.store.workers import is_dead
+from desk.work.ingest import Ingestor, IngestResult, TransientError
 
 log = logging.getLogger("desk.inbox")
 

@@ -16,7 +16,7 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope, Session
 
-from desk.inbox.ingest import Ingestor, TransientError
+from desk.work.ingest import Ingestor, TransientError
 
 log = logging.getLogger("desk.inbox")
 

@@ -10,7 +10,7 @@ import logging
 import os
 from pathlib import Path
 
-from desk.inbox.ingest import Ingestor, IngestResult
+from desk.work.ingest import Ingestor, IngestResult
 
 log = logging.getLogger("desk.inbox")
 

@@ -97,10 +97,10 @@ def _child_main(settings: Settings, pinned_now: datetime | None, conn: Connectio
     _die_with_parent()
     logging.basicConfig(level=log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from desk.db import make_engine, session_factory, writer_turns
-    from desk.models import utcnow
     from desk.outbound.sender import Sender
     from desk.outbound.transport import make_transport
+    from desk.store.db import make_engine, session_factory, writer_turns
+    from desk.store.models import utcnow
 
     engine = make_engine(settings.database_url,
                          busy_timeout=settings.desk.busy_timeout_seconds)

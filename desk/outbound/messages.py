@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 
 from desk.config import Settings
 from desk.inbox.message import Address
-from desk.models import Message, Outbox, OutboxStatus, Participant, Staff, Ticket
 from desk.outbound.compose import build_mail, new_message_id, to_bytes
 from desk.outbound.outbox import enqueue
 from desk.outbound.render import render, template_exists
 from desk.routing.subject import tagged
 from desk.routing.tokens import token_address
+from desk.store.models import Message, Outbox, OutboxStatus, Participant, Staff, Ticket
 
 
 @dataclass(slots=True)

@@ -10,8 +10,8 @@ from email.message import Message as MimeMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.deferred import insert_later, update_later
-from desk.models import Message, Outbox, OutboxStatus, Ticket
+from desk.store.deferred import insert_later, update_later
+from desk.store.models import Message, Outbox, OutboxStatus, Ticket
 
 _MESSAGES = Message.__table__
 _OUTBOX = Outbox.__table__

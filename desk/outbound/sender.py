@@ -17,11 +17,11 @@ from pathlib import Path
 from sqlalchemy import false, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from desk.db import is_postgres, transaction
-from desk.models import Event, Outbox, OutboxStatus
 from desk.outbound.journal import SentJournal, orphaned_journals, read_ids
 from desk.outbound.transport import PermanentFailure, TemporaryFailure, Transport
-from desk.workers import dead_workers, is_dead
+from desk.store.db import is_postgres, transaction
+from desk.store.models import Event, Outbox, OutboxStatus
+from desk.store.workers import dead_workers, is_dead
 
 log = logging.getLogger("desk.outbound")
 

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from desk.config import Settings
-from desk.models import OPEN_STATUSES, Client, Estimate, Event, Feedback, Ticket, TimeEntry
 from desk.reports.hours import month_usage
+from desk.store.models import OPEN_STATUSES, Client, Estimate, Event, Feedback, Ticket, TimeEntry
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.models import Client, Event, Ticket
+from desk.store.models import Client, Event, Ticket
 
 DECISION_KINDS = ("estimate", "scope_change", "estimate_approved", "estimate_declined",
                   "costing_signed_off", "priority", "assigned", "eta", "decision_refused")

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from desk.models import OPEN_STATUSES, Client, Event, Staff, Ticket
 from desk.reports.hours import month_usage
 from desk.routing.assign import open_load
+from desk.store.models import OPEN_STATUSES, Client, Event, Staff, Ticket
 
 
 def build_digest(session: Session, now: datetime, zone: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from desk.models import Client, TimeEntry
+from desk.store.models import Client, TimeEntry
 
 
 @dataclass(frozen=True, slots=True)

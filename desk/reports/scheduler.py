@@ -12,9 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config import Settings
-from desk.db import transaction
 from desk.inbox.message import Address
-from desk.models import Client, Contact, Outbox, Role, Staff
 from desk.outbound.messages import queue_mail, staff_address
 from desk.reports.client_report import (
     WEEKDAYS,
@@ -25,6 +23,8 @@ from desk.reports.client_report import (
     send_moment,
 )
 from desk.reports.digest import build_digest
+from desk.store.db import transaction
+from desk.store.models import Client, Contact, Outbox, Role, Staff
 
 log = logging.getLogger("desk.reports")
 

@@ -14,11 +14,11 @@ from datetime import UTC, date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from desk.deferred import update_later
-from desk.directory import all_staff, count_assignment, staff_by_email, staff_load
-from desk.models import OPEN_STATUSES, Client, Role, Staff, Status, Ticket, TicketWorker
 from desk.routing.classify import Classification
 from desk.routing.rules import Pool, Rule, Target
+from desk.store.deferred import update_later
+from desk.store.directory import all_staff, count_assignment, staff_by_email, staff_load
+from desk.store.models import OPEN_STATUSES, Client, Role, Staff, Status, Ticket, TicketWorker
 
 
 @dataclass(slots=True)

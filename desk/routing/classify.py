@@ -13,11 +13,11 @@ from functools import lru_cache
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from desk.deferred import query
-from desk.directory import client_by_domain, staff_by_email
 from desk.inbox.message import ParsedMessage
-from desk.models import Client, Contact, Staff, Tier
 from desk.routing.classify_phrases import DEFAULT_URGENT_PHRASES
+from desk.store.deferred import query
+from desk.store.directory import client_by_domain, staff_by_email
+from desk.store.models import Client, Contact, Staff, Tier
 
 # The tier's default priority (DOMAIN.md: SLA tiers high, hosting-only lowest).
 TIER_PRIORITY: dict[str, str] = {

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from desk.config import Settings
-from desk.models import Status, Ticket
 from desk.sla.calendar import BusinessCalendar, Duration
 from desk.sla.settings import CalendarSpec, Targets
+from desk.store.models import Status, Ticket
 
 PAUSED = (Status.waiting, Status.awaiting_approval)
 STOPPED = (Status.resolved, Status.closed)

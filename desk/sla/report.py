@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from desk.config import Settings
-from desk.models import OPEN_STATUSES, Ticket
 from desk.sla.calendar import Duration
 from desk.sla.deadlines import PAUSED, calendar_for, targets_for
 from desk.sla.schedule import KIND_WORDS, schedule
+from desk.store.models import OPEN_STATUSES, Ticket
 
 
 def _state(ticket: Ticket, settings: Settings, now: datetime) -> dict[str, Any] | None:

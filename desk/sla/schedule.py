@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from desk.config import Settings
-from desk.models import Status, Ticket
 from desk.sla.calendar import BusinessCalendar, Duration, parse_duration
 from desk.sla.deadlines import PAUSED, STOPPED, calendar_for, targets_for
+from desk.store.models import Status, Ticket
 
 KIND_WORDS = {"first_response": "first response", "next_update": "next update",
               "resolution": "resolution"}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from desk.models import Estimate, TimeEntry
+from desk.store.models import Estimate, TimeEntry
 from tests.support import DeskEnv, make_mail, reply_to
 
 MON_10 = "2026-11-23T10:00:00Z"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from desk.models import Outbox, Ticket, TimeEntry, utcnow
+from desk.store.models import Outbox, Ticket, TimeEntry, utcnow
 from tests.servers import Dovecot, SmtpCapture
 from tests.support import (
     SUPPORT_USER,

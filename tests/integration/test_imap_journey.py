@@ -108,7 +108,7 @@ def test_smtp_outage_keeps_the_ack_queued_until_the_server_is_back(
     with env.session() as s:
         from sqlalchemy import update
 
-        from desk.models import Outbox, utcnow
+        from desk.store.models import Outbox, utcnow
 
         s.execute(update(Outbox).values(next_attempt_at=utcnow()))
         s.commit()

@@ -181,7 +181,7 @@ def test_every_real_world_message_is_ticketed_or_quarantined(env: DeskEnv, imap:
     with env.session() as s:
         from sqlalchemy import func, select
 
-        from desk.models import Receipt
+        from desk.store.models import Receipt
 
         outcomes = dict(s.execute(select(Receipt.outcome, func.count()).group_by(
             Receipt.outcome)).all())

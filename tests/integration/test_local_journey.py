@@ -208,7 +208,7 @@ def test_bounce_joins_the_ticket_of_the_mail_that_bounced(env: DeskEnv) -> None:
     with env.session() as s:
         from sqlalchemy import select
 
-        from desk.models import Contact
+        from desk.store.models import Contact
 
         assert s.scalar(select(Contact.bouncing).where(Contact.email == "client@client.test"))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from desk.models import Ticket
+from desk.store.models import Ticket
 from tests.servers import Dovecot, SmtpCapture
 from tests.support import (
     DESK,
@@ -72,7 +72,7 @@ def test_four_workers_share_the_work_exactly_once(tmp_path: Path, imap: Dovecot,
     # Ladder owner -> PM -> AM -> backup, nobody told twice: three mails per ticket.
     assert kinds["Overdue (first response)"] == 3 * count
     with env.session() as s:
-        from desk.models import Event
+        from desk.store.models import Event
 
         per_ticket = Counter(s.execute(select(Event.ticket_id, Event.kind).where(
             Event.kind.in_(("sla_warning", "escalated")))).all())

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from desk.models import Message, Outbox, Receipt, Ticket
+from desk.store.models import Message, Outbox, Receipt, Ticket
 from tests.servers import Dovecot, Postgres, SmtpCapture
 from tests.support import (
     SUPPORT_USER,

@@ -96,7 +96,7 @@ def test_route_explains_without_creating_anything(env: DeskEnv) -> None:
     with env.session() as s:
         from sqlalchemy import func, select
 
-        from desk.models import Event, Outbox
+        from desk.store.models import Event, Outbox
 
         assert s.scalar(select(func.count()).select_from(Outbox)) == 0
         assert s.scalar(select(func.count()).select_from(Event)) == 0

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from desk.config import Settings, parse_settings
-from desk.db import make_engine, session_factory, upgrade
-from desk.directory import ClientSpec, add_staff, upsert_client
+from desk.store.db import make_engine, session_factory, upgrade
+from desk.store.directory import ClientSpec, add_staff, upsert_client
 from tests.support import SECRET
 
 

@@ -9,12 +9,12 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.directory import add_staff
 from desk.inbox.message import Address, ParsedMessage
-from desk.models import Staff, Ticket
 from desk.routing.assign import Assignment, assign
 from desk.routing.classify import classify
 from desk.routing.rules import DEFAULT_RULES, Match, Pool, Rule, validate_order
+from desk.store.directory import add_staff
+from desk.store.models import Staff, Ticket
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 23)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from desk import pipeline
 from desk.config import load_settings
-from desk.db import make_engine, session_factory
-from desk.inbox.ingest import Ingestor, TransientError
-from desk.models import utcnow
+from desk.store.db import make_engine, session_factory
+from desk.store.models import utcnow
+from desk.work import pipeline
+from desk.work.ingest import Ingestor, TransientError
 from tests.support import DeskEnv, make_mail
 
 

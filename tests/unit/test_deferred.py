@@ -7,8 +7,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from desk.deferred import begin_savepoint, insert_later, insert_now, update_later
-from desk.models import Event, Ticket, utcnow
+from desk.store.deferred import begin_savepoint, insert_later, insert_now, update_later
+from desk.store.models import Event, Ticket, utcnow
 
 
 def _ticket(session: Session) -> Ticket:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from desk.actions import Refused
-from desk.estimates import decision_in, parse_estimate
+from desk.work.actions import Refused
+from desk.work.estimates import decision_in, parse_estimate
 
 QUOTED = ("\n\nOn Mon, 23 Nov 2026 at 10:00, Agency Support <support@agency.test> wrote:\n"
           "> How to answer: reply with the word \"approve\" to go ahead, or \"decline\"\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from desk.reports.feedback import parse_feedback
+from desk.work.feedback import parse_feedback
 
 QUOTED = ("\n\nOn Tue, 24 Nov 2026, Agency Support <support@agency.test> wrote:\n"
           "> 1. Was this resolved? yes / no\n> 2. How did we do, 1 to 10? (10 = perfect)\n")

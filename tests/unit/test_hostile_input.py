@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from desk.config import Settings
-from desk.db import make_engine, session_factory, upgrade
-from desk.inbox.ingest import Ingestor
 from desk.inbox.parse import ParseError, parse_message
-from desk.models import utcnow
+from desk.store.db import make_engine, session_factory, upgrade
+from desk.store.models import utcnow
+from desk.work.ingest import Ingestor
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
 SEEDS = [p.read_bytes() for p in sorted(CORPUS.rglob("*.eml"))]
@@ -77,7 +77,7 @@ def test_parsing_never_crashes(raw: bytes) -> None:
 @pytest.fixture(scope="module")
 def ingestor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ingestor]:
     from desk.config import parse_settings
-    from desk.directory import ClientSpec, add_staff, upsert_client
+    from desk.store.directory import ClientSpec, add_staff, upsert_client
     from tests.support import SECRET
 
     root = tmp_path_factory.mktemp("hostile")

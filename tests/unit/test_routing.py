@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy.orm import Session
 
 from desk.inbox.message import Address, ParsedMessage
-from desk.models import Message, Participant, Ticket
 from desk.routing.classify import classify
 from desk.routing.subject import base_subject, strip_prefixes, subject_refs, tagged
-from desk.routing.thread import ThreadMatch, find_thread
 from desk.routing.tokens import ref_from_address, signature, token_address
+from desk.store.models import Message, Participant, Ticket
+from desk.work.which_ticket import ThreadMatch, find_thread
 from tests.support import SECRET
 
 SUPPORT = "support@agency.test"
@@ -113,7 +113,7 @@ def _ticket(session: Session, requester: str = "boss@supportsla.test",
             client_name: str = "support_sla client") -> Ticket:
     from sqlalchemy import select
 
-    from desk.models import Client
+    from desk.store.models import Client
 
     client = session.scalar(select(Client).where(Client.name == client_name))
     t = Ticket(subject="Help", requester_email=requester, client=client, created_at=NOW,

@@ -7,8 +7,8 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from desk.db import current_revision, head_revision, make_engine, upgrade
-from desk.models import Base
+from desk.store.db import current_revision, head_revision, make_engine, upgrade
+from desk.store.models import Base
 
 
 def test_migrations_match_models_and_can_run_twice(tmp_path: Path) -> None:

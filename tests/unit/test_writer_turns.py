@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from desk.db import make_engine
+from desk.store.db import make_engine
 
 
 def test_a_waiting_writer_gets_its_turn_between_a_busy_writers_transactions(
@@ -64,7 +64,7 @@ def test_a_turn_not_handed_over_in_time_fails_like_a_locked_database(tmp_path: P
             with engine.begin() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
-            from desk.db import is_transient
+            from desk.store.db import is_transient
             assert is_transient(exc), exc
         else:
             raise AssertionError("got a turn while another thread held the write lock")
@@ -81,7 +81,7 @@ def test_a_dead_partner_process_never_delays_a_turn(tmp_path: Path) -> None:
     lock. Killed in that moment, its count stays up: it must not hold the intake back."""
     import multiprocessing
 
-    from desk.db import writer_turns
+    from desk.store.db import writer_turns
 
     engine = make_engine(f"sqlite:///{tmp_path / 'turns.db'}", busy_timeout=10)
     turns = writer_turns(engine)

@@ -1,0 +1,101 @@
+"""Ticket store operations shared by the pipeline stages and the CLI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from desk.inbox.message import ParsedMessage
+from desk.store.deferred import insert_later, insert_now, update_later
+from desk.store.models import Attachment, Event, Message, Participant, Ticket
+
+_EVENTS = Event.__table__  # the table itself, beneath the ORM
+
+
+def add_event(
+    session: Session,
+    ticket: Ticket,
+    kind: str,
+    detail: str,
+    *,
+    at: datetime,
+    actor: str = "desk",
+    data: dict[str, Any] | None = None,
+) -> None:
+    if ticket.id is None:  # not written yet: the event goes with the ticket's own flush
+        session.add(Event(ticket=ticket, at=at, kind=kind, detail=detail, actor=actor,
+                          data=data))
+        return
+    # Written once, never read back before the next query: deferred into one multi-row
+    # INSERT with the message's other events, skipping the unit of work's bookkeeping.
+    insert_later(session, _EVENTS, {
+        "ticket_id": ticket.id, "at": at, "kind": kind, "detail": detail, "actor": actor,
+        "data": data})
+
+
+def add_participant(session: Session, ticket: Ticket, email: str, kind: str) -> bool:
+    email = email.lower()
+    if not email or email == ticket.requester_email:
+        return False
+    exists = session.scalar(
+        select(Participant.id).where(Participant.ticket_id == ticket.id, Participant.email == email)
+    )
+    if exists is None and not any(p.email == email for p in ticket.participants):
+        ticket.participants.append(Participant(email=email, kind=kind))
+        return True
+    return False
+
+
+def record_inbound(
+    session: Session,
+    ticket: Ticket,
+    msg: ParsedMessage,
+    *,
+    now: datetime,
+    source: str,
+    raw_id: int | None,
+    auto_generated: bool,
+    internal: bool = False,
+) -> Message:
+    row = Message(
+        ticket_id=ticket.id,
+        direction="in",
+        dedupe_key=msg.message_id,
+        message_id=msg.message_id,
+        in_reply_to=" ".join(msg.in_reply_to) or None,
+        references=" ".join(msg.references) or None,
+        from_addr=msg.sender.email if msg.sender else "",
+        from_name=msg.sender.name if msg.sender else "",
+        to_addrs=", ".join(a.email for a in msg.to),
+        cc_addrs=", ".join(a.email for a in msg.cc),
+        subject=msg.subject,
+        date=msg.date,
+        body_text=msg.text_body,
+        body_html=msg.html_body,
+        internal=internal,
+        auto_generated=auto_generated,
+        source=source,
+        raw_id=raw_id,
+        created_at=now,
+    )
+    # Its id is needed at once (attachments, notices keyed by it): one INSERT, no flush.
+    insert_now(session, row, ordered_by="ticket_id")  # after our mail copies in the ticket
+    for att in msg.attachments:
+        session.add(Attachment(message_pk=row.id, filename=att.filename,
+                               content_type=att.content_type, size=att.size,
+                               content=att.content, note=att.note))
+        if att.content is None and att.note:
+            add_event(session, ticket, "attachment_not_stored",
+                      f"{att.filename or 'an attachment'} ({att.size:,} bytes): {att.note}",
+                      at=now)
+    update_later(session, ticket, message_count=(ticket.message_count or 0) + 1,
+                 updated_at=now)
+    return row
+
+
+def get_ticket(session: Session, ref: str) -> Ticket | None:
+    ref = ref.strip().lstrip("#")
+    return session.get(Ticket, int(ref)) if ref.isdigit() else None

@@ -1,0 +1,47 @@
+"""`desk status`: is the desk alive and healthy, in one look."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from desk.config import Settings
+from desk.sla.report import sla_status
+from desk.store.models import MailboxState, Outbox, OutboxStatus, Quarantine, Ticket, Worker
+
+ALIVE_WITHIN = timedelta(seconds=90)  # three missed heartbeats
+
+
+def desk_status(session: Session, settings: Settings, now: datetime) -> dict[str, Any]:
+    workers = [
+        {"id": w.id, "pid": w.pid, "host": w.host, "started_at": w.started_at.isoformat(),
+         "beat_at": w.beat_at.isoformat(),
+         "alive": w.stopped_at is None and now - w.beat_at <= ALIVE_WITHIN}
+        for w in session.scalars(select(Worker).order_by(Worker.beat_at.desc()).limit(20))]
+    last_ingest = session.scalar(select(func.max(MailboxState.last_ingest_at)))
+    last_message = session.scalar(select(func.max(Ticket.updated_at)))
+    outbox = {status: n for status, n in session.execute(
+        select(Outbox.status, func.count()).group_by(Outbox.status))}
+    oldest = session.scalar(select(func.min(Outbox.created_at)).where(
+        Outbox.status == OutboxStatus.pending))
+    sla = sla_status(session, settings, now)
+    at_risk = [t["ref"] for t in sla["tickets"] if t["state"] == "at_risk"]
+    breached = [t["ref"] for t in sla["tickets"] if t["state"] == "breached"]
+    return {
+        "at": now.isoformat(),
+        "alive": any(w["alive"] for w in workers),
+        "workers": workers,
+        "last_ingest": (last_ingest or last_message).isoformat()
+        if (last_ingest or last_message) else None,
+        "outbox": {"pending": outbox.get("pending", 0), "held": outbox.get("held", 0),
+                   "failed": outbox.get("failed", 0), "sent": outbox.get("sent", 0),
+                   "oldest_pending": oldest.isoformat() if oldest else None},
+        "quarantine": session.scalar(select(func.count()).select_from(Quarantine)
+                                     .where(Quarantine.status == "held")) or 0,
+        "open_tickets": len(sla["tickets"]),
+        "tickets_at_risk": at_risk,
+        "tickets_breached": breached,
+    }

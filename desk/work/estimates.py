@@ -1,0 +1,256 @@
+"""Change requests: an estimate the client approves or declines by email.
+
+``#estimate 3h £270 new team page`` sends the client a clear estimate; the ticket waits
+in ``awaiting_approval`` (SLA clocks paused). The client's reply is read from the text
+they actually wrote (quoted history removed): "approve" opens the ticket and books the
+hours as planned against their allowance; "decline" is recorded and the owner told.
+Only the client's own people can decide; anyone else is noted and changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from desk.config import Settings
+from desk.inbox.message import ParsedMessage
+from desk.inbox.quotes import reply_text
+from desk.outbound.messages import (
+    client_recipients,
+    client_thread,
+    queue_mail,
+    staff_address,
+)
+from desk.reports.hours import month_usage
+from desk.routing.subject import tagged
+from desk.sla.calendar import parse_duration
+from desk.store.directory import of_client
+from desk.store.models import (
+    Estimate,
+    Message,
+    OutboxStatus,
+    Role,
+    Staff,
+    Status,
+    Ticket,
+    Tier,
+    TimeEntry,
+)
+from desk.store.tickets import add_event
+from desk.work.actions import Actor, Refused
+
+# A cost carries its currency ("£270", "450EUR"): a bare number is part of the text
+# ("4h 2 new pages").
+_COST = re.compile(r"^(?:[£$€]\s?\d[\d,]*(?:\.\d{1,2})?|\d[\d,]*(?:\.\d{1,2})?\s?(?:€|£|\$|"
+                   r"EUR|GBP|USD|CHF))$", re.IGNORECASE)
+
+# Words in several languages; negations flip an approval into a decline.
+_APPROVE = re.compile(
+    r"\b(?:approve[sd]?|approving|go ahead|accepted|accept|agreed|agree|yes please|"
+    r"genehmigt|genehmige|freigegeben|einverstanden|approuvé|approuve|accepte|d'accord|"
+    r"akkoord|goedgekeurd|aprobado|apruebo|acepto)\b", re.IGNORECASE)
+_DECLINE = re.compile(
+    r"\b(?:decline[sd]?|declining|reject(?:ed)?|no thanks|not now|too expensive|cancel|"
+    r"abgelehnt|ablehnen|lehne|refuse|refusé|afgewezen|rechazo|rechazado)\b", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(?:not|don't|do not|cannot|can't|won't|nicht|pas|niet|no)\s+"
+                       r"(?:\w+\s+){0,2}$", re.IGNORECASE)
+
+
+def parse_estimate(arg: str) -> tuple[int, str | None, str]:
+    """``3h £270 the new team page`` -> (180 minutes, "£270", "the new team page")."""
+    words = arg.split()
+    if not words:
+        raise Refused("#estimate needs a duration: #estimate 3h [£270] what will be done")
+    try:
+        duration = parse_duration(words[0])
+    except ValueError as exc:
+        raise Refused(f"#estimate {words[0]}: {exc}") from None
+    if duration.working_days:
+        raise Refused("#estimate takes hours and minutes, e.g. #estimate 6h30m")
+    cost = None
+    rest = words[1:]
+    if rest and _COST.match(rest[0]) and any(c.isdigit() for c in rest[0]):
+        cost, rest = rest[0], rest[1:]
+    return duration.minutes, cost, " ".join(rest)
+
+
+def decision_in(text: str) -> tuple[str | None, str]:
+    """("approve" | "decline" | None, the words that decided) from what the client wrote."""
+    written = reply_text(text)
+    first = "\n".join(line for line in written.splitlines()[:15] if line.strip())
+    approve = _APPROVE.search(first)
+    decline = _DECLINE.search(first)
+    if approve and _NEGATION.search(first[: approve.start()]):
+        decline, approve = approve, None
+    if approve and not decline:
+        return "approve", first.strip()[:500]
+    if decline and not approve:
+        return "decline", first.strip()[:500]
+    return None, first.strip()[:500]
+
+
+def _hours(minutes: int) -> str:
+    h, m = divmod(minutes, 60)
+    return f"{h}h{m:02d}" if m else f"{h}h"
+
+
+def pending_estimate(session: Session, ticket: Ticket) -> Estimate | None:
+    return session.scalar(select(Estimate).where(
+        Estimate.ticket_id == ticket.id, Estimate.status == "pending")
+        .order_by(Estimate.id.desc()).limit(1))
+
+
+def create_estimate(session: Session, settings: Settings, ticket: Ticket, actor: Actor,
+                    inbound: Message, arg: str, body: str, now: datetime) -> str:
+    staff = actor.staff
+    assert staff is not None
+    if ticket.tier == Tier.hosting and staff.role != Role.account_manager:
+        raise Refused("hosting-only clients get their costing from the account manager")
+    if staff.role not in (Role.account_manager, Role.project_manager, Role.senior_engineer,
+                          Role.junior_engineer):
+        raise Refused("#estimate is for account managers, project managers and seniors")
+    minutes, cost, text = parse_estimate(arg)
+    description = "\n\n".join(part for part in (text, body.strip()) if part)
+    if not description:
+        raise Refused("say what the estimate covers: #estimate 3h £270 new team page")
+    superseded = session.execute(
+        update(Estimate).where(Estimate.ticket_id == ticket.id,
+                               Estimate.status.in_(("pending", "held")))
+        .values(status="superseded")).rowcount
+    held = staff.role == Role.junior_engineer
+    estimate = Estimate(ticket_id=ticket.id, client_id=ticket.client_id, minutes=minutes,
+                        cost=cost, text=description, author_staff_id=staff.id,
+                        status="held" if held else "pending", created_at=now)
+    session.add(estimate)
+    session.flush()
+    to, cc = client_recipients(session, ticket)
+    row = queue_mail(
+        session, settings, ticket=ticket, kind="estimate", event_key=f"estimate:{estimate.id}",
+        to=to, cc=cc, subject=f"Estimate for your approval: {tagged(ticket.subject, ticket.ref)}",
+        template="estimate", context=estimate_context(session, settings, ticket, estimate, now),
+        now=now, thread=client_thread(session, ticket), automatic=False,
+        from_name=f"{staff.name} ({settings.desk.name})",
+        status=OutboxStatus.held if held else OutboxStatus.pending, author=staff)
+    assert row is not None
+    estimate.message_id, estimate.outbox_id = row.message_id, row.id
+    what = f"{_hours(minutes)}{' / ' + cost if cost else ''}"
+    scope = " (replaces the earlier estimate: scope changed)" if superseded else ""
+    add_event(session, ticket, "scope_change" if superseded else "estimate",
+              f"estimate {estimate.id} by {staff.email}: {what}: {description[:200]}{scope}",
+              at=now, actor=staff.email,
+              data={"estimate_id": estimate.id, "minutes": minutes, "cost": cost})
+    if held:
+        from desk.work.notices import request_approval
+
+        request_approval(session, settings, ticket, staff, row, description, now)
+        return f"estimate {estimate.id} held for review before it goes to the client"
+    _await(session, ticket, now, staff.email)
+    return f"estimate {estimate.id} ({what}) sent to the client"
+
+
+def _await(session: Session, ticket: Ticket, now: datetime, who: str) -> None:
+    if ticket.status != Status.awaiting_approval:
+        before = ticket.status
+        ticket.status = Status.awaiting_approval
+        add_event(session, ticket, "status", f"{before} -> awaiting_approval: waiting for the "
+                  "client's answer to the estimate (SLA clocks paused)", at=now, actor=who)
+
+
+def release_held_estimate(session: Session, ticket: Ticket, outbox_id: int, now: datetime,
+                          approver: str) -> None:
+    estimate = session.scalar(select(Estimate).where(Estimate.outbox_id == outbox_id))
+    if estimate is not None and estimate.status == "held":
+        estimate.status = "pending"
+        _await(session, ticket, now, approver)
+
+
+def estimate_context(session: Session, settings: Settings, ticket: Ticket, estimate: Estimate,
+                     now: datetime) -> dict[str, Any]:
+    client = ticket.client
+    allowance = None
+    if client is not None and client.hours_per_month:
+        used = month_usage(session, client, now, zone=settings.desk.timezone)
+        planned = month_usage(session, client, now, kind="planned",
+                              zone=settings.desk.timezone)
+        total = used.used_minutes + planned.used_minutes + estimate.minutes
+        allowance = {"allowance": _hours(int(client.hours_per_month * 60)),
+                     "used": _hours(used.used_minutes), "planned": _hours(planned.used_minutes),
+                     "after": _hours(total), "over": total > client.hours_per_month * 60}
+    author = session.get(Staff, estimate.author_staff_id) if estimate.author_staff_id else None
+    return {
+        "ref": ticket.ref, "subject": ticket.subject, "desk_name": settings.desk.name,
+        "first_name": ticket.requester_name.split()[0] if ticket.requester_name else "",
+        "text": estimate.text, "hours": _hours(estimate.minutes), "cost": estimate.cost,
+        "tier": ticket.tier, "allowance": allowance,
+        "author": author.name if author else settings.desk.name,
+    }
+
+
+def may_decide(session: Session, ticket: Ticket, email: str) -> bool:
+    """Only the client's own people: the requester, a contact, an address at its domains."""
+    if email.lower() == ticket.requester_email:
+        return True
+    return ticket.client is not None and of_client(session, ticket.client, email)
+
+
+def handle_decision(session: Session, settings: Settings, ticket: Ticket, msg: ParsedMessage,
+                    inbound: Message, now: datetime) -> bool:
+    """A reply on a ticket with a pending estimate: approve, decline, or neither.
+    Returns True when the reply was a decision (approved or declined)."""
+    estimate = pending_estimate(session, ticket)
+    if estimate is None or msg.sender is None:
+        return False
+    verdict, words = decision_in(msg.text_body)
+    if verdict is None:
+        return False
+    sender = msg.sender.email
+    if not may_decide(session, ticket, sender):
+        add_event(session, ticket, "decision_refused", f"{sender} answered {verdict!r} to "
+                  f"estimate {estimate.id} but is not one of "
+                  f"{ticket.client.name if ticket.client else 'the client'}'s people: "
+                  "nothing changed", at=now, actor=sender)
+        return False
+    estimate.status = "approved" if verdict == "approve" else "declined"
+    estimate.decided_at, estimate.decided_by = now, sender
+    estimate.decision_words, estimate.decision_message_id = words, msg.message_id
+    data = {"estimate_id": estimate.id, "words": words, "message_id": msg.message_id,
+            "minutes": estimate.minutes, "cost": estimate.cost}
+    if verdict == "approve":
+        ticket.status = Status.open
+        session.add(TimeEntry(ticket_id=ticket.id, client_id=ticket.client_id,
+                              minutes=estimate.minutes, kind="planned", at=now,
+                              note=f"estimate {estimate.id} approved", source="estimate"))
+        add_event(session, ticket, "estimate_approved",
+                  f"{sender} approved estimate {estimate.id} ({_hours(estimate.minutes)}"
+                  f"{' / ' + estimate.cost if estimate.cost else ''}): \"{words[:200]}\"",
+                  at=now, actor=sender, data=data)
+    else:
+        ticket.status = Status.open
+        add_event(session, ticket, "estimate_declined",
+                  f"{sender} declined estimate {estimate.id}: \"{words[:200]}\"", at=now,
+                  actor=sender, data=data)
+    _tell_owner(session, settings, ticket, estimate, verdict, sender, words, now)
+    return True
+
+
+def _tell_owner(session: Session, settings: Settings, ticket: Ticket, estimate: Estimate,
+                verdict: str, sender: str, words: str, now: datetime) -> None:
+    people = [p for p in (ticket.owner,) if p is not None]
+    author = session.get(Staff, estimate.author_staff_id) if estimate.author_staff_id else None
+    if author is not None and author not in people:
+        people.append(author)
+    for person in people:
+        queue_mail(session, settings, ticket=ticket, kind="estimate_decision",
+                   event_key=f"estimate:{estimate.id}:{verdict}:{person.id}",
+                   to=[staff_address(person)],
+                   subject=f"Estimate {verdict}d: {tagged(ticket.subject, ticket.ref)}",
+                   template="estimate_decision", now=now, internal=True,
+                   context={"staff_name": person.name.split()[0], "verdict": verdict,
+                            "sender": sender, "words": words, "ref": ticket.ref,
+                            "hours": _hours(estimate.minutes), "cost": estimate.cost,
+                            "desk_name": settings.desk.name})
+
