@@ -1,0 +1,1 @@
+"""desk: an email-driven support desk for web agencies. ARCHITECTURE.md maps the packages."""

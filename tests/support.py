@@ -16,7 +16,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -195,6 +195,16 @@ class DeskEnv:
             return []
         files = sorted(new.iterdir(), key=lambda p: p.stat().st_mtime_ns)
         return [message_from_bytes(p.read_bytes(), policy=policy.default) for p in files]  # type: ignore[misc]
+
+
+class EnvFactory(Protocol):
+    """The `make_env` fixture (tests/integration/conftest.py): a DeskEnv under the test's
+    ``tmp_path / name``, closed after the test; the keyword arguments are DeskEnv's."""
+
+    def __call__(self, name: str = "desk", *, mailbox: dict[str, Any] | bool | None = None,
+                 smtp: dict[str, Any] | None = None, database_url: str | None = None,
+                 extra: dict[str, dict[str, Any]] | None = None,
+                 seed: bool = True) -> DeskEnv: ...
 
 
 def make_mail(

@@ -10,26 +10,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+import threading
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import Envelope, Session
 
-from desk.work.ingest import Ingestor, TransientError
+from desk.inbox.intake import Ingest, IngestResult, OnIngested, TransientError, ignore
 
 log = logging.getLogger("desk.inbox")
 
 
 class LmtpHandler:
-    def __init__(self, ingestor: Ingestor, on_ingested: Callable[[], None]) -> None:
+    def __init__(self, ingestor: Ingest, on_ingested: OnIngested) -> None:
         self.ingestor = ingestor
         self.on_ingested = on_ingested
         # The pipeline is one writer; serialising here keeps SQLite free of lock contention.
         self._lock = asyncio.Lock()
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or b""
+        raw: bytes | str = envelope.original_content or b""  # typed bytes, checked anyway
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
         # A retried delivery carries the same bytes: the same key makes it a no-op.
@@ -45,13 +45,13 @@ class LmtpHandler:
             status = "451 4.3.0 Temporary failure, try again later"
         else:
             status = f"250 2.0.0 OK {result.outcome}"
-            self.on_ingested()
+            self.on_ingested(1)
         # LMTP answers once per accepted recipient (RFC 2033).
         return "\r\n".join([status] * max(1, len(envelope.rcpt_tos)))
 
 
 async def start_lmtp(
-    host: str, port: int, ingestor: Ingestor, on_ingested: Callable[[], None] = lambda: None,
+    host: str, port: int, ingestor: Ingest, on_ingested: OnIngested = ignore,
     *, data_size_limit: int = 33554432,
 ) -> asyncio.Server:
     handler = LmtpHandler(ingestor, on_ingested)
@@ -63,3 +63,37 @@ async def start_lmtp(
     )
     log.info("LMTP intake listening on %s:%s", host, port)
     return server
+
+
+class LmtpSource:
+    """The LMTP server as a source like the others. Mail is pushed: there is nothing to
+    fetch for ``run --once``, and the server lives on the event loop, not in a thread."""
+
+    name = "lmtp"
+
+    def __init__(self, host: str, port: int, ingestor: Ingest, on_ingested: OnIngested = ignore,
+                 *, data_size_limit: int = 33554432) -> None:
+        self.host = host
+        self.port = port
+        self.ingestor = ingestor
+        self.on_ingested = on_ingested
+        self.data_size_limit = data_size_limit
+
+    async def start(self, stop: threading.Event) -> asyncio.Task[None]:
+        # Listening before this returns: the daemon says "started" only once mail is taken.
+        server = await start_lmtp(self.host, self.port, self.ingestor, self.on_ingested,
+                                  data_size_limit=self.data_size_limit)
+        return asyncio.create_task(self._serve(server, stop), name=f"intake:{self.name}")
+
+    async def _serve(self, server: asyncio.Server, stop: threading.Event) -> None:
+        try:
+            await asyncio.to_thread(stop.wait)
+        finally:
+            server.close()  # new connections refused; a delivery in progress completes
+            await server.wait_closed()
+
+    def sync_once(self, stop: threading.Event | None = None) -> list[IngestResult]:
+        return []
+
+    def close(self) -> None:
+        """Nothing held between deliveries."""

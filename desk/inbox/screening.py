@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from desk.inbox.message import ParsedMessage
 
-__all__ = ["auto_reply_blockers", "is_bounce"]
+__all__ = ["Blocker", "auto_reply_blockers", "is_bounce", "screen"]
 
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply", "auto-reply"})
 _LIST_HEADERS = ("list-id", "list-unsubscribe", "list-post")
@@ -23,6 +24,39 @@ _DAEMON_LOCAL_PARTS = frozenset({"mailerdaemon", "postmaster"})
 _NOREPLY_PREFIXES = ("noreply", "donotreply")
 
 
+@dataclass(frozen=True, slots=True)
+class Blocker:
+    """A screening rule that matched: its name (shown in the ticket's events) and why."""
+
+    rule: str
+    reason: str
+
+
+def screen(
+    msg: ParsedMessage,
+    *,
+    own_addresses: Iterable[str],
+    loop_header_value: str | None = None,
+) -> list[Blocker]:
+    """Every screening rule that matches ``msg``, in order; none means acknowledging is
+    safe."""
+    own = {_canonical_address(addr) for addr in own_addresses if addr.strip()}
+    rules: tuple[tuple[str, Callable[[ParsedMessage], str | None]], ...] = (
+        ("auto-submitted", _auto_submitted),
+        ("precedence", _precedence),
+        ("list-headers", _list_headers),
+        ("auto-response-suppress", _auto_response_suppress),
+        ("autoresponder-headers", _autoresponder_headers),
+        ("loop-header", lambda m: _loop_headers(m, loop_header_value)),
+        ("null-return-path", _null_return_path),
+        ("missing-sender", _missing_sender),
+        ("robot-sender", _robot_sender),
+        ("own-sender", lambda m: _own_sender(m, own)),
+        ("report", _report),
+    )
+    return [Blocker(name, reason) for name, check in rules if (reason := check(msg))]
+
+
 def auto_reply_blockers(
     msg: ParsedMessage,
     *,
@@ -30,21 +64,8 @@ def auto_reply_blockers(
     loop_header_value: str | None = None,
 ) -> list[str]:
     """Reasons not to auto-reply to ``msg``; an empty list means acknowledging is safe."""
-    own = {_canonical_address(addr) for addr in own_addresses if addr.strip()}
-    checks: list[Callable[[ParsedMessage], str | None]] = [
-        _auto_submitted,
-        _precedence,
-        _list_headers,
-        _auto_response_suppress,
-        _autoresponder_headers,
-        lambda m: _loop_headers(m, loop_header_value),
-        _null_return_path,
-        _missing_sender,
-        _robot_sender,
-        lambda m: _own_sender(m, own),
-        _report,
-    ]
-    return [reason for check in checks if (reason := check(msg))]
+    return [b.reason for b in screen(msg, own_addresses=own_addresses,
+                                     loop_header_value=loop_header_value)]
 
 
 def is_bounce(msg: ParsedMessage) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from email.charset import QP, Charset
 from email.encoders import encode_base64
@@ -17,6 +17,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
 
 from desk.inbox.message import Address
+from desk.outbound.mail import OutgoingMail
 
 LOOP_HEADER = "X-Desk-Loop"
 
@@ -54,26 +55,34 @@ def new_message_id(domain: str, hint: str) -> str:
     return make_msgid(idstring=idstring, domain=domain)[1:-1]
 
 
-def build_mail(
-    *,
-    from_addr: Address,
-    to: Sequence[Address],
-    subject: str,
-    text: str,
-    html: str | None = None,
-    message_id: str,
-    date: datetime,
-    reply_to: str | None = None,
-    in_reply_to: str | None = None,
-    references: Sequence[str] = (),
-    cc: Sequence[Address] = (),
-    auto_submitted: str | None = "auto-replied",
-    loop_value: str | None = None,
-    extra_headers: dict[str, str] | None = None,
-    related: Sequence[tuple[str, bytes, str, str]] = (),
-) -> Message:
-    """``related``: inline parts for the HTML body as (content-id, bytes, maintype,
-    subtype), referenced from the HTML as ``cid:<content-id>``.
+@dataclass(slots=True)
+class Stamp:
+    """What the desk puts on every mail it sends, whoever asked for it."""
+
+    from_addr: Address
+    message_id: str
+    date: datetime
+    reply_to: str | None = None
+    auto_submitted: str | None = "auto-replied"
+    loop_value: str | None = None
+
+
+@dataclass(slots=True)
+class Composed:
+    """A mail as it goes on the wire, and what the outbox keeps of it."""
+
+    # Its headers are read back for the stored row: they are exactly what was sent.
+    message: Message
+    raw: bytes
+    mail_from: str
+    # The plain-text body: the conversation's copy of what was said.
+    text: str
+
+
+def build_mail(mail: OutgoingMail, stamp: Stamp, text: str, html: str | None = None,
+               ) -> Message:
+    """``mail.related``: inline parts for the HTML body, referenced from the HTML as
+    ``cid:<content-id>``.
 
     Built with the compat32 MIME classes: the modern EmailMessage API parses every header
     it is given back through the header registry, which cost more than rendering the
@@ -81,10 +90,10 @@ def build_mail(
     body: Message = _text_part(text, "plain")
     if html is not None:
         html_part: Message = _text_part(html, "html")
-        if related:
+        if mail.related:
             html_part = MIMEMultipart("related", _subparts=[html_part])
             del html_part["MIME-Version"]
-            for cid, data, maintype, subtype in related:
+            for cid, data, maintype, subtype in mail.related:
                 part = MIMENonMultipart(maintype, subtype)
                 del part["MIME-Version"]
                 part.set_payload(data)
@@ -95,18 +104,19 @@ def build_mail(
         body = MIMEMultipart("alternative", _subparts=[body, html_part])
     msg = body
     headers: list[tuple[str, str | Header]] = [
-        ("From", _addr(from_addr)),
-        ("To", ", ".join(_addr(a) for a in to)),
+        ("From", _addr(stamp.from_addr)),
+        ("To", ", ".join(_addr(a) for a in mail.to)),
     ]
-    if cc:
-        headers.append(("Cc", ", ".join(_addr(a) for a in cc)))
+    if mail.cc:
+        headers.append(("Cc", ", ".join(_addr(a) for a in mail.cc)))
     headers += [
-        ("Subject", _header_text(one_line(subject))),
-        ("Date", format_datetime(date)),
-        ("Message-ID", f"<{message_id}>"),
+        ("Subject", _header_text(one_line(mail.subject))),
+        ("Date", format_datetime(stamp.date)),
+        ("Message-ID", f"<{stamp.message_id}>"),
     ]
-    if reply_to:
-        headers.append(("Reply-To", one_line(reply_to)))
+    if stamp.reply_to:
+        headers.append(("Reply-To", one_line(stamp.reply_to)))
+    in_reply_to, references = mail.thread
     if in_reply_to:
         headers.append(("In-Reply-To", f"<{one_line(in_reply_to)}>"))
     refs = [one_line(r) for r in dict.fromkeys(references) if r]
@@ -115,14 +125,12 @@ def build_mail(
         if len(refs) > 20:
             refs = [refs[0], *refs[-19:]]
         headers.append(("References", " ".join(f"<{r}>" for r in refs)))
-    if auto_submitted:
-        headers.append(("Auto-Submitted", auto_submitted))
+    if stamp.auto_submitted:
+        headers.append(("Auto-Submitted", stamp.auto_submitted))
         # Ask Exchange not to answer our automatic mail with its own automatic mail.
         headers.append(("X-Auto-Response-Suppress", "All"))
-    if loop_value:
-        headers.append((LOOP_HEADER, one_line(loop_value)))
-    for name, value in (extra_headers or {}).items():
-        headers.append((name, _header_text(one_line(value))))
+    if stamp.loop_value:
+        headers.append((LOOP_HEADER, one_line(stamp.loop_value)))
     # The envelope headers go first, as every client shows them; MIME headers follow.
     mime_headers = [(k, v) for k, v in msg.items() if k != "MIME-Version"]
     for name in list(msg.keys()):
@@ -151,3 +159,9 @@ _WIRE = _Wire(linesep="\r\n")
 def to_bytes(msg: Message) -> bytes:
     """Wire format (CRLF), fixed once: a resend is then byte-identical."""
     return msg.as_bytes(policy=_WIRE)
+
+
+def compose(mail: OutgoingMail, stamp: Stamp, text: str, html: str | None = None,
+            ) -> Composed:
+    msg = build_mail(mail, stamp, text, html)
+    return Composed(msg, to_bytes(msg), stamp.from_addr.email, text)

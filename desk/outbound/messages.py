@@ -7,28 +7,20 @@ automatic mail, ``Auto-Submitted``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from desk.config import Settings
 from desk.inbox.message import Address
-from desk.outbound.compose import build_mail, new_message_id, to_bytes
+from desk.outbound.compose import Stamp, compose, new_message_id
+from desk.outbound.mail import NO_THREAD, OutgoingMail, Thread
 from desk.outbound.outbox import enqueue
 from desk.outbound.render import render, template_exists
 from desk.routing.subject import tagged
 from desk.routing.tokens import token_address
-from desk.store.models import Message, Outbox, OutboxStatus, Participant, Staff, Ticket
-
-
-@dataclass(slots=True)
-class Thread:
-    in_reply_to: str | None
-    references: list[str]
+from desk.store.models import Message, Outbox, Participant, Staff, Ticket
 
 
 def client_thread(session: Session, ticket: Ticket) -> Thread:
@@ -39,7 +31,7 @@ def client_thread(session: Session, ticket: Ticket) -> Thread:
                               Message.from_addr == ticket.requester_email)
         .order_by(Message.id.desc()).limit(1))
     if last is None:
-        return Thread(None, [])
+        return NO_THREAD
     refs = [*(last.references or "").split(), last.message_id]
     return Thread(last.message_id, refs)
 
@@ -47,63 +39,35 @@ def client_thread(session: Session, ticket: Ticket) -> Thread:
 def queue_mail(
     session: Session,
     settings: Settings,
+    mail: OutgoingMail,
     *,
     ticket: Ticket | None,
-    kind: str,
-    event_key: str,
-    to: Sequence[Address],
-    subject: str,
-    template: str,
-    context: dict[str, Any],
     now: datetime,
-    thread: Thread | None = None,
-    cc: Sequence[Address] = (),
-    automatic: bool = True,
-    from_name: str | None = None,
-    status: OutboxStatus = OutboxStatus.pending,
-    internal: bool = False,
-    author: Staff | None = None,
-    approval_of: Outbox | None = None,
-    related: Sequence[tuple[str, bytes, str, str]] = (),
     fresh: bool = False,
     flush: bool = True,
 ) -> Outbox | None:
-    """Render ``template`` (``NAME.txt.j2``, plus ``NAME.html.j2`` when it exists) and
-    queue it. Returns None when this event already has its mail. ``fresh`` and ``flush``:
-    see ``outbox.enqueue``."""
+    """Render ``mail`` and queue it about ``ticket`` (None: about no single ticket).
+    Returns None when its event already has its mail. ``fresh`` and ``flush``: see
+    ``outbox.enqueue``."""
     override = settings.template_override_dir
-    text = render(f"{template}.txt.j2", context, override)
-    html = (render(f"{template}.html.j2", context, override)
-            if template_exists(f"{template}.html.j2", override) else None)
-    thread = thread or Thread(None, [])
-    mail = build_mail(
-        from_addr=Address(from_name or settings.desk.name, settings.desk.address),
-        to=to,
-        cc=cc,
-        subject=subject,
-        text=text,
-        html=html,
+    text = render(f"{mail.template}.txt.j2", mail.context, override)
+    html = (render(f"{mail.template}.html.j2", mail.context, override)
+            if template_exists(f"{mail.template}.html.j2", override) else None)
+    stamp = Stamp(
+        from_addr=Address(mail.from_name or settings.desk.name, settings.desk.address),
         message_id=new_message_id(settings.desk.domain,
-                                  f"desk.{ticket.ref if ticket else 'all'}.{kind}"),
+                                  f"desk.{ticket.ref if ticket else 'all'}.{mail.kind}"),
         date=now,
         # Mail about no single ticket (reports, digests): replies open a new conversation.
         reply_to=(token_address(settings.desk.address, settings.desk.secret, ticket.ref)
                   if ticket else settings.desk.address),
-        in_reply_to=thread.in_reply_to,
-        references=thread.references,
-        auto_submitted="auto-generated" if automatic and kind != "ack" else (
-            "auto-replied" if automatic else None),
+        # RFC 3834: an acknowledgement answers a message; the rest are caused by events.
+        auto_submitted=(None if not mail.automatic
+                        else "auto-replied" if mail.kind == "ack" else "auto-generated"),
         loop_value=settings.desk.address,
-        related=related,
     )
-    row = enqueue(
-        session, ticket=ticket, kind=kind, event_key=event_key, mail=mail, raw=to_bytes(mail),
-        mail_from=settings.desk.address, recipients=[a.email for a in (*to, *cc)], now=now,
-        body_text=text, internal=internal, status=status,
-        author_staff_id=author.id if author else None,
-        approval_of_id=approval_of.id if approval_of else None, fresh=fresh, flush=flush,
-    )
-    return row
+    return enqueue(session, mail, compose(mail, stamp, text, html), ticket=ticket, now=now,
+                   fresh=fresh, flush=flush)
 
 
 def client_recipients(session: Session, ticket: Ticket) -> tuple[list[Address], list[Address]]:

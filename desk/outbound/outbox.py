@@ -3,13 +3,13 @@ that caused it, keyed by the event it answers, so one event never yields two mai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from email.message import Message as MimeMessage
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from desk.outbound.compose import Composed
+from desk.outbound.mail import OutgoingMail
 from desk.store.deferred import insert_later, update_later
 from desk.store.models import Message, Outbox, OutboxStatus, Ticket
 
@@ -23,24 +23,16 @@ _GIVEN = ("ticket_id", "kind", "event_key", "message_id", "mail_from", "recipien
 
 def enqueue(
     session: Session,
+    mail: OutgoingMail,
+    composed: Composed,
     *,
     ticket: Ticket | None,
-    kind: str,
-    event_key: str,
-    mail: MimeMessage,
-    raw: bytes,
-    mail_from: str,
-    recipients: Sequence[str],
     now: datetime,
-    body_text: str,
-    internal: bool = False,
-    status: OutboxStatus = OutboxStatus.pending,
-    author_staff_id: int | None = None,
-    approval_of_id: int | None = None,
     fresh: bool = False,
     flush: bool = True,
 ) -> Outbox | None:
-    """Queue ``raw`` for delivery. Returns None when this event already has its mail.
+    """Queue ``composed`` for delivery. Returns None when ``mail.event_key`` already has
+    its mail.
 
     ``fresh``: the event was created in this very transaction, so no mail can exist for
     it yet (the unique event key still guards it). ``flush=False``: the caller needs
@@ -49,24 +41,27 @@ def enqueue(
     copy to read. Both save a round of the ORM's unit of work per mail, which adds up
     over a backlog."""
     if not fresh and session.scalar(
-            select(Outbox.id).where(Outbox.event_key == event_key)) is not None:
+            select(Outbox.id).where(Outbox.event_key == mail.event_key)) is not None:
         return None
-    message_id = str(mail["Message-ID"]).strip().strip("<>")
+    status = OutboxStatus.held if mail.held else OutboxStatus.pending
+    recipients = [a.email for a in (*mail.to, *mail.cc)]
+    mime, mail_from = composed.message, composed.mail_from
+    message_id = str(mime["Message-ID"]).strip().strip("<>")
     row = Outbox(
         ticket_id=ticket.id if ticket else None,
-        kind=kind,
-        event_key=event_key,
+        kind=mail.kind,
+        event_key=mail.event_key,
         message_id=message_id,
         mail_from=mail_from,
         recipient=recipients[0].lower() if recipients else "",
         rcpt_to=[r.lower() for r in recipients],
-        subject=str(mail["Subject"] or ""),
-        raw=raw,
+        subject=str(mime["Subject"] or ""),
+        raw=composed.raw,
         status=status,
         next_attempt_at=now,
         created_at=now,
-        author_staff_id=author_staff_id,
-        approval_of_id=approval_of_id,
+        author_staff_id=mail.author_id,
+        approval_of_id=mail.approval_of_id,
     )
     if flush:
         session.add(row)
@@ -74,7 +69,7 @@ def enqueue(
         insert_later(session, _OUTBOX, {
             **{name: getattr(row, name) for name in _GIVEN}, "attempts": 0,
             "last_error": None, "claimed_by": None, "claimed_until": None, "sent_at": None})
-    if ticket is not None and status != OutboxStatus.held:
+    if ticket is not None and not mail.held:
         # Stored as a ticket message too: replies to it thread by In-Reply-To. A held
         # reply joins the conversation only when it is approved and sent.
         # Written beneath the ORM: nothing reads this object back in the transaction,
@@ -87,19 +82,19 @@ def enqueue(
             "ticket_id": ticket.id,
             "direction": "out",
             "message_id": message_id,
-            "in_reply_to": str(mail["In-Reply-To"] or "").strip("<>") or None,
-            "references": str(mail["References"] or "") or None,
+            "in_reply_to": str(mime["In-Reply-To"] or "").strip("<>") or None,
+            "references": str(mime["References"] or "") or None,
             "from_addr": mail_from,
             "to_addrs": ", ".join(recipients),
             "subject": row.subject,
             "date": now,
-            "body_text": body_text,
-            "internal": internal,
-            "auto_generated": kind not in ("relay",),
+            "body_text": composed.text,
+            "internal": mail.internal,
+            "auto_generated": mail.kind not in ("relay",),
             "source": "outbox",
             "created_at": now,
         })
-        if not internal:  # the count is the conversation the client sees
+        if not mail.internal:  # the count is the conversation the client sees
             # Deferred: a new ticket's count would otherwise cost a flush of its own.
             update_later(session, ticket, message_count=(ticket.message_count or 0) + 1)
     if flush:

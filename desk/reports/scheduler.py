@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config import Settings
 from desk.inbox.message import Address
+from desk.outbound.mail import InlinePart, OutgoingMail
 from desk.outbound.messages import queue_mail, staff_address
 from desk.reports.client_report import (
     WEEKDAYS,
@@ -46,13 +47,14 @@ def queue_report(session: Session, settings: Settings, client: Client, period: P
         return None
     data = build_report(session, settings, client, period)
     png = chart_png(data)
-    return queue_mail(
-        session, settings, ticket=None, kind="report", event_key=key or report_key(client, period),
-        to=to, subject=f"Your {period.kind}ly report from {settings.desk.name}: "
-                       f"{data['period']['from']} to {data['period']['to']}",
+    return queue_mail(session, settings, OutgoingMail(
+        kind="report", event_key=key or report_key(client, period), to=to,
+        subject=f"Your {period.kind}ly report from {settings.desk.name}: "
+                f"{data['period']['from']} to {data['period']['to']}",
         template="report", context={"r": data, "desk_name": settings.desk.name,
                                     "chart": png is not None},
-        now=now, related=[("chart", png, "image", "png")] if png else ())
+        related=[InlinePart("chart", png, "image", "png")] if png else (),
+    ), ticket=None, now=now)
 
 
 def _digest_moment(settings: Settings, now: datetime) -> datetime:
@@ -76,14 +78,15 @@ def queue_digest(session: Session, settings: Settings, now: datetime,
             Staff.role.in_((Role.account_manager, Role.project_manager)))):
         if week_of is not None and person.created_at > week_of:
             continue  # no digest for a week before someone joined
-        row = queue_mail(session, settings, ticket=None, kind="digest",
-                         event_key=f"{key_base or 'digest:' + now.isoformat()}:{person.id}",
-                         to=[staff_address(person)],
-                         subject=f"Weekly digest: {data['open_total']} open tickets, "
-                                 f"{len(data['breaches'])} breaches",
-                         template="digest", now=now, internal=True,
-                         context={"d": data, "staff_name": person.name.split()[0],
-                                  "desk_name": settings.desk.name})
+        row = queue_mail(session, settings, OutgoingMail(
+            kind="digest", event_key=f"{key_base or 'digest:' + now.isoformat()}:{person.id}",
+            to=[staff_address(person)],
+            subject=f"Weekly digest: {data['open_total']} open tickets, "
+                    f"{len(data['breaches'])} breaches",
+            template="digest", internal=True,
+            context={"d": data, "staff_name": person.name.split()[0],
+                     "desk_name": settings.desk.name},
+        ), ticket=None, now=now)
         sent += row is not None
     return sent
 

@@ -1,4 +1,4 @@
-"""Who owns a new ticket, and who works it: ordered rules (``desk.routing.rules``).
+"""Who owns a new ticket, and who works it: ordered rules (``desk.config.routing``).
 
 An owner who is away, inactive, over capacity or a junior engineer is skipped, with the
 reason recorded: the client's backup manager steps in, then the least-loaded colleague
@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from desk.config.routing import Pool, Rule, Target
 from desk.routing.classify import Classification
-from desk.routing.rules import Pool, Rule, Target
 from desk.store.deferred import update_later
 from desk.store.directory import all_staff, count_assignment, staff_by_email, staff_load
 from desk.store.models import OPEN_STATUSES, Client, Role, Staff, Status, Ticket, TicketWorker

@@ -13,8 +13,8 @@ from functools import lru_cache
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from desk.config.urgent_phrases import DEFAULT_URGENT_PHRASES
 from desk.inbox.message import ParsedMessage
-from desk.routing.classify_phrases import DEFAULT_URGENT_PHRASES
 from desk.store.deferred import query
 from desk.store.directory import client_by_domain, staff_by_email
 from desk.store.models import Client, Contact, Staff, Tier

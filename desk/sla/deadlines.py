@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from desk.config import Settings
+from desk.config.sla import CalendarSpec, Targets
 from desk.sla.calendar import BusinessCalendar, Duration
-from desk.sla.settings import CalendarSpec, Targets
 from desk.store.models import Status, Ticket
 
 PAUSED = (Status.waiting, Status.awaiting_approval)

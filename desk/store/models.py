@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from sqlalchemy import (
     JSON,
@@ -337,6 +337,67 @@ class MailboxState(Base):
     last_ingest_at: Mapped[datetime | None] = mapped_column()
 
 
+class EstimateStatus(enum.StrEnum):
+    held = "held"  # a junior's, awaiting review before the client sees it
+    pending = "pending"  # with the client
+    approved = "approved"
+    declined = "declined"
+    superseded = "superseded"  # a newer estimate replaced it
+
+
+class QuarantineStatus(enum.StrEnum):
+    held = "held"
+    retried = "retried"
+    dropped = "dropped"
+
+
+# What an entry of a ticket's event log records; `desk tickets show` prints them.
+EventKind = Literal[
+    "ack_suppressed",
+    "acknowledged",
+    "allowance_alert",
+    "approved",
+    "assigned",
+    "attachment_not_stored",
+    "bounce",
+    "classified",
+    "command_refused",
+    "costing_signed_off",
+    "decision_refused",
+    "delivery_retry",
+    "escalated",
+    "estimate",
+    "estimate_approved",
+    "estimate_declined",
+    "estimate_reminder",
+    "eta",
+    "eta_warning",
+    "feedback",
+    "feedback_alert",
+    "feedback_requested",
+    "first_response",
+    "held",
+    "linked",
+    "note",
+    "nudged",
+    "parse_note",
+    "participant",
+    "priority",
+    "rejected",
+    "reopened",
+    "replied",
+    "scope_change",
+    "sla_breached",
+    "sla_warning",
+    "spoofed_staff",
+    "status",
+    "status_update",
+    "thread_refused",
+    "threaded",
+    "time",
+]
+
+
 class OutboxStatus(enum.StrEnum):
     pending = "pending"
     held = "held"  # waiting for an approval (junior replies)
@@ -414,8 +475,7 @@ class Estimate(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     author_staff_id: Mapped[int | None] = mapped_column(
         ForeignKey("staff.id", name="fk_estimates_author_staff_id_staff"))
-    # held (a junior's, awaiting review) | pending | approved | declined | superseded
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[str] = mapped_column(String(12), default=EstimateStatus.pending)
     message_id: Mapped[str | None] = mapped_column(String(998))  # the estimate mail we sent
     outbox_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -452,7 +512,7 @@ class Quarantine(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     subject: Mapped[str] = mapped_column(Text, default="")
     sender: Mapped[str] = mapped_column(String(998), default="")
-    status: Mapped[str] = mapped_column(String(10), default="held")  # held | retried | dropped
+    status: Mapped[str] = mapped_column(String(10), default=QuarantineStatus.held)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column()
 

@@ -8,9 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.inbox.message import ParsedMessage
-from desk.store.deferred import insert_later, insert_now, update_later
-from desk.store.models import Attachment, Event, Message, Participant, Ticket
+from desk.store.deferred import insert_later
+from desk.store.models import Event, EventKind, Participant, Ticket
 
 _EVENTS = Event.__table__  # the table itself, beneath the ORM
 
@@ -18,7 +17,7 @@ _EVENTS = Event.__table__  # the table itself, beneath the ORM
 def add_event(
     session: Session,
     ticket: Ticket,
-    kind: str,
+    kind: EventKind,
     detail: str,
     *,
     at: datetime,
@@ -47,53 +46,6 @@ def add_participant(session: Session, ticket: Ticket, email: str, kind: str) -> 
         ticket.participants.append(Participant(email=email, kind=kind))
         return True
     return False
-
-
-def record_inbound(
-    session: Session,
-    ticket: Ticket,
-    msg: ParsedMessage,
-    *,
-    now: datetime,
-    source: str,
-    raw_id: int | None,
-    auto_generated: bool,
-    internal: bool = False,
-) -> Message:
-    row = Message(
-        ticket_id=ticket.id,
-        direction="in",
-        dedupe_key=msg.message_id,
-        message_id=msg.message_id,
-        in_reply_to=" ".join(msg.in_reply_to) or None,
-        references=" ".join(msg.references) or None,
-        from_addr=msg.sender.email if msg.sender else "",
-        from_name=msg.sender.name if msg.sender else "",
-        to_addrs=", ".join(a.email for a in msg.to),
-        cc_addrs=", ".join(a.email for a in msg.cc),
-        subject=msg.subject,
-        date=msg.date,
-        body_text=msg.text_body,
-        body_html=msg.html_body,
-        internal=internal,
-        auto_generated=auto_generated,
-        source=source,
-        raw_id=raw_id,
-        created_at=now,
-    )
-    # Its id is needed at once (attachments, notices keyed by it): one INSERT, no flush.
-    insert_now(session, row, ordered_by="ticket_id")  # after our mail copies in the ticket
-    for att in msg.attachments:
-        session.add(Attachment(message_pk=row.id, filename=att.filename,
-                               content_type=att.content_type, size=att.size,
-                               content=att.content, note=att.note))
-        if att.content is None and att.note:
-            add_event(session, ticket, "attachment_not_stored",
-                      f"{att.filename or 'an attachment'} ({att.size:,} bytes): {att.note}",
-                      at=now)
-    update_later(session, ticket, message_count=(ticket.message_count or 0) + 1,
-                 updated_at=now)
-    return row
 
 
 def get_ticket(session: Session, ref: str) -> Ticket | None:

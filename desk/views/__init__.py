@@ -1,0 +1,2 @@
+"""The read side: what the CLI shows about tickets (``tickets``), the daemon (``status``), a
+dry run of the pipeline (``explain``) and the mail a ticket would get (``preview``)."""

@@ -1,5 +1,6 @@
-"""`desk route`: run the real pipeline on a made-up message and roll everything back, so
-the explanation is exactly what would happen, and nothing is created."""
+"""`desk route`: run the real pipeline (the same list of stages, work/pipeline.py) on a
+made-up message and roll everything back, so the explanation is exactly what would
+happen, and nothing is created."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ def explain_route(
                 "status": ticket.status,
                 "acknowledged": bool(outcome.new_ticket and acked),
                 "events": [{"kind": e.kind, "detail": e.detail} for e in events],
+                "stages": outcome.stages,
             }
         finally:
             session.rollback()

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from desk.config import Recommendation, Settings
 from desk.inbox.message import Address, ParsedMessage
-from desk.outbound.messages import Thread, queue_mail
+from desk.outbound.mail import OutgoingMail, Thread
+from desk.outbound.messages import queue_mail
 from desk.routing.classify import Classification
 from desk.routing.subject import base_subject, tagged
 from desk.sla.deadlines import targets_for
@@ -125,10 +126,9 @@ def queue_acknowledgement(
     now: datetime,
 ) -> Outbox | None:
     context = ack_context(session, settings, ticket, requester, msg, now)
-    return queue_mail(
-        session, settings, ticket=ticket, kind="ack", event_key=f"ack:ticket:{ticket.id}",
-        to=[requester], subject=tagged(ticket.subject, ticket.ref),
-        template=f"ack_{ticket.tier or 'unknown'}", context=context, now=now,
-        thread=Thread(msg.message_id, [*msg.references, msg.message_id]),
-        fresh=True, flush=False,  # a ticket opened in this transaction
-    )
+    mail = OutgoingMail(
+        kind="ack", event_key=f"ack:ticket:{ticket.id}", to=[requester],
+        subject=tagged(ticket.subject, ticket.ref), template=f"ack_{ticket.tier or 'unknown'}",
+        context=context, thread=Thread(msg.message_id, [*msg.references, msg.message_id]))
+    return queue_mail(session, settings, mail, ticket=ticket, now=now,
+                      fresh=True, flush=False)  # a ticket opened in this transaction

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from desk.config import Settings
+from desk.outbound.mail import OutgoingMail
 from desk.outbound.messages import queue_mail, staff_address
 from desk.reports.hours import month_start, month_usage
 from desk.store.models import Staff, Ticket
@@ -32,15 +33,15 @@ def check_allowance(session: Session, settings: Settings, ticket: Ticket, now: d
         key = f"allowance:{client.id}:{month}:{pct}"
         if am is None:
             continue
-        row = queue_mail(
-            session, settings, ticket=ticket, kind="allowance_alert",
-            event_key=key, to=[staff_address(am)],
+        row = queue_mail(session, settings, OutgoingMail(
+            kind="allowance_alert", event_key=key, to=[staff_address(am)],
             subject=f"{client.name}: {pct}% of this month's hours used", template="allowance_alert",
-            now=now, internal=True,
+            internal=True,
             context={"staff_name": am.name.split()[0], "client": client.name, "pct": pct,
                      "used": usage.used_hours, "allowance": usage.allowance_hours,
                      "left": usage.left_hours, "month": month, "ref": ticket.ref,
-                     "desk_name": settings.desk.name})
+                     "desk_name": settings.desk.name},
+        ), ticket=ticket, now=now)
         if row is not None:
             add_event(session, ticket, "allowance_alert", f"{client.name} reached {pct}% of "
                       f"{usage.allowance_hours:g} h this month ({usage.used_hours:g} h used); "

@@ -30,8 +30,9 @@ from desk.work.estimates import (
     pending_estimate,
     release_held_estimate,
 )
-from desk.work.feedback import answers_feedback_request, record_feedback, request_feedback
+from desk.work.feedback import record_feedback, request_feedback
 from desk.work.identity import staff_mail_authenticated
+from desk.work.which_ticket import Answers
 
 
 def handle_staff_reply(
@@ -203,13 +204,13 @@ def _author(session: Session, held: Outbox) -> str:
 
 def handle_client_reply(
     session: Session, ticket: Ticket, msg: ParsedMessage, inbound: Message, settings: Settings,
-    now: datetime, auto_generated: bool,
+    now: datetime, auto_generated: bool, answers: Answers | None,
 ) -> Ticket:
-    """A client wrote into an existing ticket. Returns the ticket the message belongs to
-    (a new linked one when the old is closed or resolved too long ago)."""
+    """A client wrote into an existing ticket (``answers``: what of ours the mail answers,
+    as ``which_ticket`` found)."""
     if auto_generated:
         return ticket
-    if answers_feedback_request(session, ticket, msg):
+    if answers == "feedback":
         # Feedback never reopens a ticket; a "no, not resolved" alerts the account manager.
         record_feedback(session, settings, ticket, msg, inbound, now)
         return ticket
@@ -224,18 +225,8 @@ def handle_client_reply(
         if ticket.status == Status.waiting:
             ticket.status = Status.open
             add_event(session, ticket, "status", "waiting -> open: the client replied", at=now)
-    if handle_decision(session, settings, ticket, msg, inbound, now):
+    if answers == "estimate_decision" and handle_decision(session, settings, ticket, msg,
+                                                          inbound, now):
         return ticket  # the owner gets the decision itself, not a generic notice
     notices.notify_staff(session, settings, ticket, inbound, now, kind="reply")
     return ticket
-
-
-def needs_new_ticket(ticket: Ticket, settings: Settings, now: datetime) -> str | None:
-    """Why a client's reply must open a new, linked ticket instead of joining this one."""
-    if ticket.status == Status.closed:
-        return f"#{ticket.ref} is closed"
-    if ticket.status == Status.resolved and ticket.resolved_at and (
-            now - ticket.resolved_at > timedelta(days=settings.conversation.reopen_days)):
-        return (f"#{ticket.ref} was resolved more than {settings.conversation.reopen_days} "
-                "days ago")
-    return None

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config import Settings
+from desk.outbound.mail import OutgoingMail
 from desk.outbound.messages import client_recipients, client_thread, queue_mail, staff_address
 from desk.routing.subject import tagged
 from desk.sla.clock import ONCE_KINDS, estimate_since, refresh
@@ -135,12 +136,12 @@ class Clock:
 
     def _mail_staff(self, session: Session, ticket: Ticket, person: Staff, action: Action,
                     template: str, subject: str, now: datetime, **extra: Any) -> None:
-        queue_mail(session, self.settings, ticket=ticket, kind=template,
-                   event_key=f"{action.key}:{person.id}", to=[staff_address(person)],
-                   subject=f"{subject}: {tagged(ticket.subject, ticket.ref)}",
-                   template=template, now=now, internal=True,
-                   context=self._context(ticket, action, staff_name=person.name.split()[0],
-                                         **extra))
+        queue_mail(session, self.settings, OutgoingMail(
+            kind=template, event_key=f"{action.key}:{person.id}", to=[staff_address(person)],
+            subject=f"{subject}: {tagged(ticket.subject, ticket.ref)}",
+            template=template, internal=True,
+            context=self._context(ticket, action, staff_name=person.name.split()[0], **extra),
+        ), ticket=ticket, now=now)
 
     def _warn(self, session: Session, ticket: Ticket, action: Action, now: datetime) -> None:
         word = KIND_WORDS[action.deadline or ""]
@@ -205,12 +206,13 @@ class Clock:
     def _status_update(self, session: Session, ticket: Ticket, action: Action,
                        now: datetime) -> None:
         to, cc = client_recipients(session, ticket)
-        queue_mail(session, self.settings, ticket=ticket, kind="status_update",
-                   event_key=f"{action.key}:client", to=to, cc=cc,
-                   subject=f"Update: {tagged(ticket.subject, ticket.ref)}",
-                   template="status_update", now=now, thread=client_thread(session, ticket),
-                   context=self._context(ticket, action, first_name=(
-                       ticket.requester_name.split()[0] if ticket.requester_name else "")))
+        queue_mail(session, self.settings, OutgoingMail(
+            kind="status_update", event_key=f"{action.key}:client", to=to, cc=cc,
+            subject=f"Update: {tagged(ticket.subject, ticket.ref)}",
+            template="status_update", thread=client_thread(session, ticket),
+            context=self._context(ticket, action, first_name=(
+                ticket.requester_name.split()[0] if ticket.requester_name else "")),
+        ), ticket=ticket, now=now)
         ticket.last_public_reply_at = now  # the client has heard from us
         add_event(session, ticket, "status_update", f"status update sent to "
                   f"{', '.join(a.email for a in (*to, *cc))}", at=now)
@@ -224,13 +226,13 @@ class Clock:
         told = "the owner"
         if self.settings.change_requests.remind_client:
             to, cc = client_recipients(session, ticket)
-            queue_mail(session, self.settings, ticket=ticket, kind="estimate_reminder",
-                       event_key=f"{action.key}:client", to=to, cc=cc,
-                       subject=f"Reminder: your approval for {tagged(ticket.subject, ticket.ref)}",
-                       template="estimate_reminder", now=now,
-                       thread=client_thread(session, ticket),
-                       context=self._context(ticket, action, first_name=(
-                           ticket.requester_name.split()[0] if ticket.requester_name else "")))
+            queue_mail(session, self.settings, OutgoingMail(
+                kind="estimate_reminder", event_key=f"{action.key}:client", to=to, cc=cc,
+                subject=f"Reminder: your approval for {tagged(ticket.subject, ticket.ref)}",
+                template="estimate_reminder", thread=client_thread(session, ticket),
+                context=self._context(ticket, action, first_name=(
+                    ticket.requester_name.split()[0] if ticket.requester_name else "")),
+            ), ticket=ticket, now=now)
             told += " and the client (once)"
         add_event(session, ticket, "estimate_reminder", f"estimate unanswered for "
                   f"{self.settings.change_requests.remind_after}: reminded {told}", at=now,

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from desk.config import Settings
 from desk.inbox.message import ParsedMessage
 from desk.inbox.quotes import reply_text
+from desk.outbound.mail import OutgoingMail
 from desk.outbound.messages import (
     client_recipients,
     client_thread,
@@ -32,7 +33,6 @@ from desk.store.directory import of_client
 from desk.store.models import (
     Estimate,
     Message,
-    OutboxStatus,
     Role,
     Staff,
     Status,
@@ -128,13 +128,13 @@ def create_estimate(session: Session, settings: Settings, ticket: Ticket, actor:
     session.add(estimate)
     session.flush()
     to, cc = client_recipients(session, ticket)
-    row = queue_mail(
-        session, settings, ticket=ticket, kind="estimate", event_key=f"estimate:{estimate.id}",
-        to=to, cc=cc, subject=f"Estimate for your approval: {tagged(ticket.subject, ticket.ref)}",
+    row = queue_mail(session, settings, OutgoingMail(
+        kind="estimate", event_key=f"estimate:{estimate.id}", to=to, cc=cc,
+        subject=f"Estimate for your approval: {tagged(ticket.subject, ticket.ref)}",
         template="estimate", context=estimate_context(session, settings, ticket, estimate, now),
-        now=now, thread=client_thread(session, ticket), automatic=False,
-        from_name=f"{staff.name} ({settings.desk.name})",
-        status=OutboxStatus.held if held else OutboxStatus.pending, author=staff)
+        thread=client_thread(session, ticket), automatic=False,
+        from_name=f"{staff.name} ({settings.desk.name})", held=held, author_id=staff.id,
+    ), ticket=ticket, now=now)
     assert row is not None
     estimate.message_id, estimate.outbox_id = row.message_id, row.id
     what = f"{_hours(minutes)}{' / ' + cost if cost else ''}"
@@ -244,13 +244,14 @@ def _tell_owner(session: Session, settings: Settings, ticket: Ticket, estimate: 
     if author is not None and author not in people:
         people.append(author)
     for person in people:
-        queue_mail(session, settings, ticket=ticket, kind="estimate_decision",
-                   event_key=f"estimate:{estimate.id}:{verdict}:{person.id}",
-                   to=[staff_address(person)],
-                   subject=f"Estimate {verdict}d: {tagged(ticket.subject, ticket.ref)}",
-                   template="estimate_decision", now=now, internal=True,
-                   context={"staff_name": person.name.split()[0], "verdict": verdict,
-                            "sender": sender, "words": words, "ref": ticket.ref,
-                            "hours": _hours(estimate.minutes), "cost": estimate.cost,
-                            "desk_name": settings.desk.name})
+        queue_mail(session, settings, OutgoingMail(
+            kind="estimate_decision", event_key=f"estimate:{estimate.id}:{verdict}:{person.id}",
+            to=[staff_address(person)],
+            subject=f"Estimate {verdict}d: {tagged(ticket.subject, ticket.ref)}",
+            template="estimate_decision", internal=True,
+            context={"staff_name": person.name.split()[0], "verdict": verdict,
+                     "sender": sender, "words": words, "ref": ticket.ref,
+                     "hours": _hours(estimate.minutes), "cost": estimate.cost,
+                     "desk_name": settings.desk.name},
+        ), ticket=ticket, now=now)
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from desk.config import Settings
 from desk.inbox.message import ParsedMessage
 from desk.inbox.quotes import reply_text
+from desk.outbound.mail import OutgoingMail
 from desk.outbound.messages import client_thread, queue_mail, staff_address
 from desk.routing.subject import tagged
 from desk.store.models import Feedback, Message, Outbox, Staff, Ticket
@@ -46,14 +47,15 @@ def request_feedback(session: Session, settings: Settings, ticket: Ticket,
                      now: datetime) -> None:
     if not settings.feedback.enabled or ticket.resolved_at is None:
         return
-    row = queue_mail(
-        session, settings, ticket=ticket, kind="feedback_request",
+    row = queue_mail(session, settings, OutgoingMail(
+        kind="feedback_request",
         event_key=f"feedback:{ticket.id}:{ticket.resolved_at.isoformat()}",
         to=[_requester(ticket)], subject=f"Was this resolved? {tagged(ticket.subject, ticket.ref)}",
-        template="feedback_request", now=now, thread=client_thread(session, ticket),
+        template="feedback_request", thread=client_thread(session, ticket),
         context={"ref": ticket.ref, "subject": ticket.subject, "desk_name": settings.desk.name,
                  "first_name": ticket.requester_name.split()[0] if ticket.requester_name
-                 else ""})
+                 else ""},
+    ), ticket=ticket, now=now)
     if row is not None:
         add_event(session, ticket, "feedback_requested", f"asked {ticket.requester_email} for "
                   "feedback", at=now)
@@ -105,14 +107,13 @@ def _alert_account_manager(session: Session, settings: Settings, ticket: Ticket,
     person = session.scalar(select(Staff).where(Staff.email == email)) if email else None
     if person is None:
         return
-    queue_mail(session, settings, ticket=ticket, kind="feedback_alert",
-               event_key=f"feedback_alert:{fb.id}", to=[staff_address(person)],
-               subject=f"Unhappy client: {tagged(ticket.subject, ticket.ref)}",
-               template="feedback_alert", now=now, internal=True,
-               context={"staff_name": person.name.split()[0], "ref": ticket.ref,
-                        "client": ticket.client.name if ticket.client else
-                        ticket.requester_email, "rating": fb.rating,
-                        "resolved": _yn(fb.resolved), "comment": fb.comment,
-                        "threshold": settings.feedback.low_score,
-                        "desk_name": settings.desk.name})
+    queue_mail(session, settings, OutgoingMail(
+        kind="feedback_alert", event_key=f"feedback_alert:{fb.id}", to=[staff_address(person)],
+        subject=f"Unhappy client: {tagged(ticket.subject, ticket.ref)}",
+        template="feedback_alert", internal=True,
+        context={"staff_name": person.name.split()[0], "ref": ticket.ref,
+                 "client": ticket.client.name if ticket.client else ticket.requester_email,
+                 "rating": fb.rating, "resolved": _yn(fb.resolved), "comment": fb.comment,
+                 "threshold": settings.feedback.low_score, "desk_name": settings.desk.name},
+    ), ticket=ticket, now=now)
     add_event(session, ticket, "feedback_alert", f"low feedback: told {person.email}", at=now)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
@@ -18,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config import IntakeSection, Settings
+from desk.inbox.intake import IngestResult, TransientError  # defined where sources see them
 from desk.inbox.message import ParsedMessage
 from desk.inbox.parse import ParseError, parse_message
 from desk.store.db import is_transient, transaction
@@ -49,20 +49,6 @@ def _late_duplicate(session: Session, source_key: str, dedupe_key: str, now: dat
     if session.get(Receipt, source_key) is None:
         _receipt(session, source_key, dedupe_key, "duplicate", now)
     return IngestResult("duplicate", reason=f"Message-ID <{dedupe_key}> seen")
-
-
-class TransientError(Exception):
-    """The database is locked or unreachable: keep the message at the source, retry."""
-
-
-@dataclass(slots=True)
-class IngestResult:
-    outcome: str  # ticketed | duplicate | quarantined | already
-    ticket_id: int | None = None
-    quarantine_id: int | None = None
-    new_ticket: bool = False
-    acknowledged: bool = False
-    reason: str = ""
 
 
 def _too_big(raw: bytes, limits: IntakeSection) -> str:

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from desk.config import Settings
 from desk.inbox.quotes import reply_text
+from desk.outbound.mail import OutgoingMail, Thread
 from desk.outbound.messages import (
-    Thread,
     client_recipients,
     client_thread,
     queue_mail,
@@ -24,7 +24,7 @@ from desk.outbound.messages import (
     staff_address,
 )
 from desk.routing.subject import tagged
-from desk.store.models import Event, Message, Outbox, OutboxStatus, Role, Staff, Status, Ticket
+from desk.store.models import Event, Message, Outbox, Role, Staff, Status, Ticket
 from desk.store.tickets import add_event
 
 COMMANDS = [
@@ -120,30 +120,32 @@ def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: 
         }
         what = {"new": "New ticket", "reply": "Client replied",
                 "assigned": "Assigned to you"}[kind]
-        row = queue_mail(
-            session, settings, ticket=ticket, kind=f"notice_{kind}",
+        mail = OutgoingMail(
+            kind=f"notice_{kind}",
             # An assignment can happen again later (reassigned back): key it by time too.
             event_key=f"notice:{kind}:{inbound.id}:{person.id}"
                       + (f":{now.isoformat()}" if kind == "assigned" else ""),
             to=[staff_address(person)],
             subject=f"{what}: {tagged(ticket.subject, ticket.ref)} ({ticket.priority}"
                     f"{', ' + facts['client'] if facts['client'] else ''})",
-            template="notice", context=context, now=now, internal=True,
-            fresh=kind == "new", flush=False,  # "new": the inbound message is this one
+            template="notice", context=context, internal=True,
         )
+        row = queue_mail(session, settings, mail, ticket=ticket, now=now,
+                         fresh=kind == "new",  # "new": the inbound message is this one
+                         flush=False)
         sent += row is not None
     return sent
 
 
 def queue_refusal(session: Session, settings: Settings, ticket: Ticket, staff: Staff,
                   inbound: Message, now: datetime, reasons: list[str]) -> None:
-    queue_mail(
-        session, settings, ticket=ticket, kind="refusal", event_key=f"refusal:{inbound.id}",
-        to=[staff_address(staff)], subject=f"Not done: {tagged(ticket.subject, ticket.ref)}",
-        template="refused", context={"staff_name": staff.name.split()[0], "reasons": reasons,
-                                     "ref": ticket.ref, "commands": COMMANDS},
-        now=now, thread=Thread(inbound.message_id, [inbound.message_id]), internal=True,
-    )
+    queue_mail(session, settings, OutgoingMail(
+        kind="refusal", event_key=f"refusal:{inbound.id}", to=[staff_address(staff)],
+        subject=f"Not done: {tagged(ticket.subject, ticket.ref)}", template="refused",
+        context={"staff_name": staff.name.split()[0], "reasons": reasons, "ref": ticket.ref,
+                 "commands": COMMANDS},
+        thread=Thread(inbound.message_id, [inbound.message_id]), internal=True,
+    ), ticket=ticket, now=now)
 
 
 def _relay_context(settings: Settings, ticket: Ticket, author: Staff, body: str,
@@ -158,16 +160,16 @@ def _relay_context(settings: Settings, ticket: Ticket, author: Staff, body: str,
 
 
 def _queue_client_reply(session: Session, settings: Settings, ticket: Ticket, author: Staff,
-                        inbound: Message, body: str, now: datetime,
-                        status: OutboxStatus) -> Outbox | None:
+                        inbound: Message, body: str, now: datetime, *,
+                        held: bool) -> Outbox | None:
     to, cc = client_recipients(session, ticket)
-    return queue_mail(
-        session, settings, ticket=ticket, kind="relay", event_key=f"relay:{inbound.id}",
-        to=to, cc=cc, subject=reply_subject(ticket), template="relay",
-        context=_relay_context(settings, ticket, author, body), now=now,
+    return queue_mail(session, settings, OutgoingMail(
+        kind="relay", event_key=f"relay:{inbound.id}", to=to, cc=cc,
+        subject=reply_subject(ticket), template="relay",
+        context=_relay_context(settings, ticket, author, body),
         thread=client_thread(session, ticket), automatic=False,
-        from_name=f"{author.name} ({settings.desk.name})", status=status, author=author,
-    )
+        from_name=f"{author.name} ({settings.desk.name})", held=held, author_id=author.id,
+    ), ticket=ticket, now=now)
 
 
 def _first_response(session: Session, ticket: Ticket, now: datetime, who: str) -> None:
@@ -182,7 +184,7 @@ def _first_response(session: Session, ticket: Ticket, now: datetime, who: str) -
 def queue_relay(session: Session, settings: Settings, ticket: Ticket, author: Staff,
                 inbound: Message, body: str, now: datetime) -> None:
     row = _queue_client_reply(session, settings, ticket, author, inbound, body, now,
-                              OutboxStatus.pending)
+                              held=False)
     if row is None:
         return
     _first_response(session, ticket, now, author.email)
@@ -227,7 +229,7 @@ def _approver(session: Session, ticket: Ticket, junior: Staff) -> Staff | None:
 def hold_for_approval(session: Session, settings: Settings, ticket: Ticket, junior: Staff,
                       inbound: Message, body: str, now: datetime) -> None:
     held = _queue_client_reply(session, settings, ticket, junior, inbound, body, now,
-                               OutboxStatus.held)
+                               held=True)
     if held is not None:
         request_approval(session, settings, ticket, junior, held, body, now)
 
@@ -241,27 +243,26 @@ def request_approval(session: Session, settings: Settings, ticket: Ticket, junio
               actor=junior.email, data={"outbox_id": held.id})
     if approver is None:
         return
-    queue_mail(
-        session, settings, ticket=ticket, kind="approval_request",
-        event_key=f"approval:{held.id}", to=[staff_address(approver)],
+    queue_mail(session, settings, OutgoingMail(
+        kind="approval_request", event_key=f"approval:{held.id}",
+        to=[staff_address(approver)],
         subject=f"Approve a reply to the client? {tagged(ticket.subject, ticket.ref)}",
         template="approval_request",
         context={"staff_name": approver.name.split()[0], "junior": junior.name,
                  "junior_email": junior.email, "body": body.strip(), "held_id": held.id,
                  "ref": ticket.ref, "to": ", ".join(held.rcpt_to),
                  "client": ticket.client.name if ticket.client else ticket.requester_email},
-        now=now, internal=True, approval_of=held,
-    )
+        internal=True, approval_of_id=held.id,
+    ), ticket=ticket, now=now)
 
 
 def queue_rejection(session: Session, settings: Settings, ticket: Ticket, author: Staff,
                     held: Outbox, rejected_by: str, reason: str, now: datetime) -> None:
-    queue_mail(
-        session, settings, ticket=ticket, kind="rejection", event_key=f"rejection:{held.id}",
-        to=[staff_address(author)],
+    queue_mail(session, settings, OutgoingMail(
+        kind="rejection", event_key=f"rejection:{held.id}", to=[staff_address(author)],
         subject=f"Your reply was not sent: {tagged(ticket.subject, ticket.ref)}",
         template="rejected",
         context={"staff_name": author.name.split()[0], "rejected_by": rejected_by,
                  "reason": reason, "ref": ticket.ref},
-        now=now, internal=True,
-    )
+        internal=True,
+    ), ticket=ticket, now=now)

@@ -1,25 +1,31 @@
-"""One message's journey, top to bottom, inside one database transaction (or, in a batch,
-one savepoint of it: inbox/ingest.py).
+"""One message's journey: an ordered list of named stages over one ``Journey``, inside
+one database transaction (or, in a batch, one transaction for many: work/ingest.py).
 
-    screen -> classify -> thread -> (new: open + assign + acknowledge | existing: append)
+    require-sender -> screen -> classify -> which-ticket
+      a new conversation: forwarded-by-staff -> acknowledge? -> assign -> open-ticket
+                          -> record-decisions -> acknowledge -> notify-staff
+      a ticket it joins:  join-ticket -> bounce -> staff-reply | client-reply -> clocks
 
-Every stage is a plain function in its own module with no knowledge of IMAP or SMTP;
-every decision is written to the ticket's event log with its reason.
+Each stage is a small object with a name and one ``run``; ``applies`` says whether it has
+anything to do with this journey. The stages call the modules that do the work
+(screening, classify, which_ticket, assign, acknowledge, notices, conversation) and know
+nothing of IMAP or SMTP. Every decision is written to the ticket's event log with its
+reason. ``desk route`` runs the same list on a made-up message and rolls it back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from desk.config import Settings
 from desk.inbox.message import Address, ParsedMessage
-from desk.inbox.screening import auto_reply_blockers, is_bounce
-from desk.routing.assign import assign
+from desk.inbox.screening import Blocker, screen
+from desk.routing.assign import Assignment, assign
 from desk.routing.classify import Classification, classify
 from desk.routing.forward import original_sender
 from desk.routing.subject import base_subject
@@ -27,12 +33,12 @@ from desk.sla.clock import refresh
 from desk.store.deferred import insert_later, insert_now
 from desk.store.directory import forget_cached, of_client
 from desk.store.models import Client, Contact, Message, Ticket, TicketWorker
-from desk.store.tickets import add_event, add_participant, record_inbound
+from desk.store.tickets import add_event, add_participant
 from desk.work.acknowledge import queue_acknowledgement, rate_cap_reason
-from desk.work.conversation import handle_client_reply, handle_staff_reply, needs_new_ticket
-from desk.work.feedback import answers_feedback_request
+from desk.work.conversation import handle_client_reply, handle_staff_reply
+from desk.work.inbound import record_inbound
 from desk.work.notices import notify_staff
-from desk.work.which_ticket import ThreadMatch, find_thread
+from desk.work.which_ticket import ThreadMatch, which_ticket
 
 _TICKET_WORKERS = TicketWorker.__table__
 
@@ -49,11 +55,12 @@ class Outcome:
     ticket_id: int
     new_ticket: bool
     acknowledged: bool
+    stages: list[str] = field(default_factory=list)  # the stages that ran, in order
 
 
 @dataclass(slots=True)
 class Journey:
-    """One message on its way through the stages: what every stage needs to know."""
+    """One message on its way through the stages: what they read and write."""
 
     session: Session
     msg: ParsedMessage
@@ -61,7 +68,322 @@ class Journey:
     now: datetime
     source: str
     raw_id: int | None
-    blockers: list[str]
+    blockers: list[Blocker] = field(default_factory=list)  # screening rules that matched
+    classification: Classification | None = None
+    match: ThreadMatch | None = None
+    requester: Address | None = None  # whose ticket a new one is
+    no_ack: str = ""  # why the new ticket gets no acknowledgement ("": it gets one)
+    assignment: Assignment | None = None
+    assigned: str = ""  # the assignment, in words, for the event and the owner's notice
+    ticket: Ticket | None = None
+    inbound: Message | None = None
+    acknowledged: bool = False
+    done: bool = False  # a stage settled everything: the rest are skipped
+    trail: list[str] = field(default_factory=list)
+
+    @property
+    def is_new(self) -> bool:
+        return self.match is not None and self.match.ticket is None
+
+    @property
+    def joins(self) -> Ticket | None:
+        return self.match.ticket if self.match is not None else None
+
+    @property
+    def auto_generated(self) -> bool:
+        return bool(self.blockers)
+
+
+class Stage:
+    name = ""
+
+    def applies(self, j: Journey) -> bool:
+        return True
+
+    def run(self, j: Journey) -> None:
+        raise NotImplementedError
+
+
+class NewTicketStage(Stage):
+    def applies(self, j: Journey) -> bool:
+        return j.is_new
+
+
+class JoinedTicketStage(Stage):
+    def applies(self, j: Journey) -> bool:
+        return j.joins is not None
+
+
+# -- every message ------------------------------------------------------------------
+class RequireSender(Stage):
+    name = "require-sender"
+
+    def run(self, j: Journey) -> None:
+        if j.msg.sender is None:
+            raise Unprocessable(NO_SENDER)
+
+
+class Screen(Stage):
+    name = "screen"
+
+    def run(self, j: Journey) -> None:
+        address = j.settings.desk.address
+        j.blockers = screen(j.msg, own_addresses=[address], loop_header_value=address)
+
+
+class Classify(Stage):
+    name = "classify"
+
+    def run(self, j: Journey) -> None:
+        j.classification = classify(j.session, j.msg,
+                                    urgent_phrases=j.settings.routing.urgent_phrases)
+
+
+class WhichTicket(Stage):
+    name = "which-ticket"
+
+    def run(self, j: Journey) -> None:
+        assert j.classification is not None
+        j.match = which_ticket(j.session, j.msg, j.settings, j.now,
+                               from_staff=j.classification.staff is not None)
+        j.requester = j.msg.sender
+
+
+# -- a new conversation -------------------------------------------------------------
+class ForwardedByStaff(NewTicketStage):
+    """A colleague forwarded a client's mail: the ticket is the client's."""
+
+    name = "forwarded-by-staff"
+
+    def run(self, j: Journey) -> None:
+        c = j.classification
+        assert c is not None and j.msg.sender is not None
+        if c.staff is None or (original := original_sender(j.msg)) is None:
+            return
+        j.requester = original
+        j.classification = classify(j.session, j.msg,
+                                    urgent_phrases=j.settings.routing.urgent_phrases,
+                                    on_behalf_of=original.email)
+        j.classification.notes.append(f"forwarded by staff {j.msg.sender.email} on behalf of "
+                                      f"{original.email}")
+
+
+class MayAcknowledge(NewTicketStage):
+    name = "acknowledge?"
+
+    def run(self, j: Journey) -> None:
+        assert j.requester is not None
+        # Asked before the ticket exists: the query then has nothing of this ticket to flush.
+        j.no_ack = "; ".join(b.reason for b in j.blockers) if j.blockers else rate_cap_reason(
+            j.session, j.settings, j.requester.email, j.msg.subject, j.now)
+
+
+class Assign(NewTicketStage):
+    name = "assign"
+
+    def run(self, j: Journey) -> None:
+        c = j.classification
+        assert c is not None
+        client_tz = ZoneInfo((c.client.timezone if c.client else None)
+                             or j.settings.desk.timezone)
+        j.assignment = assign(j.session, c, rules=j.settings.routing.rules,
+                              text=f"{j.msg.subject}\n{j.msg.text_body[:4000]}",
+                              triage=j.settings.desk.triage,
+                              today=j.now.astimezone(client_tz).date(), now=j.now)
+
+
+class OpenTicket(NewTicketStage):
+    name = "open-ticket"
+
+    def run(self, j: Journey) -> None:
+        session, now, c, a = j.session, j.now, j.classification, j.assignment
+        assert c is not None and a is not None and j.requester is not None and j.match
+        linked = j.match.linked
+        ticket = Ticket(
+            subject=base_subject(j.msg.subject),
+            status=a.status,
+            priority=c.priority,
+            tier=c.tier,
+            client=c.client,
+            requester_email=j.requester.email,
+            requester_name=j.requester.name,
+            owner=a.owner,
+            workers=a.workers,
+            created_at=now,
+            updated_at=now,
+            last_client_message_at=now,
+            sla_policy=c.sla_policy or ("triage" if c.client is None else None),
+            linked_ticket_id=linked.id if linked is not None else None,
+        )
+        # Deadlines depend only on the ticket's own fields: written with the ticket's
+        # INSERT instead of in UPDATEs right after it.
+        refresh(ticket, j.settings, now)
+        insert_now(session, ticket)  # its id is its reference, needed for the ack below
+        for worker in a.workers:
+            insert_later(session, _TICKET_WORKERS, {"ticket_id": ticket.id,
+                                                     "staff_id": worker.id})
+        j.ticket = ticket
+        j.inbound = record_inbound(session, ticket, j.msg, now=now, source=j.source,
+                                   raw_id=j.raw_id, auto_generated=j.auto_generated)
+        if linked is not None:
+            add_event(session, linked, "linked", f"a later reply opened #{ticket.ref}", at=now)
+        if c.client is not None:
+            _add_ccs(session, ticket, j.msg, c.client, j.settings)
+
+
+class RecordDecisions(NewTicketStage):
+    """Why the ticket is classified, threaded and assigned as it is: its first events."""
+
+    name = "record-decisions"
+
+    def run(self, j: Journey) -> None:
+        session, now, c, a, match, ticket = (j.session, j.now, j.classification,
+                                             j.assignment, j.match, j.ticket)
+        assert c is not None and a is not None and match is not None and ticket is not None
+        add_event(session, ticket, "classified",
+                  "; ".join([c.reason, c.reason_policy, *c.notes]), at=now,
+                  data={"tier": c.tier, "priority": c.priority, "sla_policy": c.sla_policy})
+        add_event(session, ticket, "threaded", match.detail, at=now, data={"how": match.how})
+        _record_refusals(session, match, now)
+        if match.refused:
+            add_event(session, ticket, "thread_refused",
+                      "; ".join(why for _, why in match.refused), at=now)
+        owner = a.owner.email if a.owner else "nobody"
+        workers = [w.email for w in a.workers]
+        summary = f"owner {owner}" + (f", worker {', '.join(workers)}" if workers else "")
+        j.assigned = f"{summary}: " + "; ".join(a.reasons)
+        add_event(session, ticket, "assigned", j.assigned, at=now,
+                  data={"owner": owner, "workers": workers, "rule": a.rule})
+        for defect in j.msg.defects:
+            add_event(session, ticket, "parse_note", defect, at=now)
+
+
+class Acknowledge(NewTicketStage):
+    name = "acknowledge"
+
+    def run(self, j: Journey) -> None:
+        ticket, c, now = j.ticket, j.classification, j.now
+        assert ticket is not None and c is not None and j.requester is not None
+        if j.no_ack:
+            data = {"rules": [b.rule for b in j.blockers]} if j.blockers else None
+            add_event(j.session, ticket, "ack_suppressed", j.no_ack, at=now, data=data)
+        elif queue_acknowledgement(j.session, j.settings, ticket, c, j.msg, j.requester, now):
+            j.acknowledged = True
+            add_event(j.session, ticket, "acknowledged",
+                      f"acknowledgement queued to {j.requester.email}", at=now)
+
+
+class NotifyStaff(NewTicketStage):
+    name = "notify-staff"
+
+    def applies(self, j: Journey) -> bool:
+        return j.is_new and not j.auto_generated
+
+    def run(self, j: Journey) -> None:
+        assert j.ticket is not None and j.inbound is not None
+        notify_staff(j.session, j.settings, j.ticket, j.inbound, j.now, kind="new",
+                     reason=j.assigned)
+
+
+# -- a ticket it joins --------------------------------------------------------------
+class JoinTicket(JoinedTicketStage):
+    name = "join-ticket"
+
+    def run(self, j: Journey) -> None:
+        session, now, match = j.session, j.now, j.match
+        assert match is not None and match.ticket is not None and j.msg.sender is not None
+        j.ticket = match.ticket
+        j.inbound = record_inbound(session, j.ticket, j.msg, now=now, source=j.source,
+                                   raw_id=j.raw_id, auto_generated=j.auto_generated)
+        session.flush()
+        _record_refusals(session, match, now)
+        add_event(session, j.ticket, "threaded", f"{j.msg.sender.email}: {match.detail}",
+                  at=now, data={"how": match.how})
+
+
+class Bounce(JoinedTicketStage):
+    """A delivery report marks the addresses that failed; nothing else happens."""
+
+    name = "bounce"
+
+    def applies(self, j: Journey) -> bool:
+        return j.match is not None and j.match.how == "bounce"
+
+    def run(self, j: Journey) -> None:
+        assert j.ticket is not None
+        failed = [r.lower() for r in j.msg.dsn_failed_recipients]
+        if failed:
+            j.session.execute(update(Contact).where(Contact.email.in_(failed))
+                              .values(bouncing=True))
+        add_event(j.session, j.ticket, "bounce",
+                  f"delivery failed for {', '.join(failed) or 'an unknown recipient'}",
+                  at=j.now, data={"failed": failed})
+        j.done = True
+
+
+def _staff_writing(j: Journey) -> bool:
+    staff = j.classification.staff if j.classification is not None else None
+    return staff is not None and j.ticket is not None and \
+        staff.email != j.ticket.requester_email
+
+
+class StaffReply(JoinedTicketStage):
+    name = "staff-reply"
+
+    def applies(self, j: Journey) -> bool:
+        return j.joins is not None and _staff_writing(j)
+
+    def run(self, j: Journey) -> None:
+        assert j.ticket is not None and j.inbound is not None and j.classification
+        assert j.classification.staff is not None
+        handle_staff_reply(j.session, j.ticket, j.msg, j.inbound, j.classification.staff,
+                           j.settings, j.now)
+        forget_cached(j.session)  # a command may have closed or reassigned: load changed
+
+
+class ClientReply(JoinedTicketStage):
+    name = "client-reply"
+
+    def applies(self, j: Journey) -> bool:
+        return j.joins is not None and not _staff_writing(j)
+
+    def run(self, j: Journey) -> None:
+        ticket, match = j.ticket, j.match
+        assert ticket is not None and j.inbound is not None and match is not None
+        if ticket.client is not None:
+            _add_ccs(j.session, ticket, j.msg, ticket.client, j.settings)
+        handle_client_reply(j.session, ticket, j.msg, j.inbound, j.settings, j.now,
+                            j.auto_generated, match.answers)
+
+
+class RefreshClocks(JoinedTicketStage):
+    name = "clocks"
+
+    def run(self, j: Journey) -> None:
+        assert j.ticket is not None
+        refresh(j.ticket, j.settings, j.now)
+
+
+STAGES: tuple[Stage, ...] = (
+    RequireSender(),
+    Screen(),
+    Classify(),
+    WhichTicket(),
+    # a new conversation
+    ForwardedByStaff(),
+    MayAcknowledge(),
+    Assign(),
+    OpenTicket(),
+    RecordDecisions(),
+    Acknowledge(),
+    NotifyStaff(),
+    # a ticket it joins
+    JoinTicket(),
+    Bounce(),
+    StaffReply(),
+    ClientReply(),
+    RefreshClocks(),
+)
 
 
 def process(
@@ -73,156 +395,20 @@ def process(
     source: str,
     raw_id: int | None = None,
 ) -> Outcome:
-    if msg.sender is None:
-        raise Unprocessable(NO_SENDER)
-
-    blockers = auto_reply_blockers(
-        msg, own_addresses=[settings.desk.address], loop_header_value=settings.desk.address
-    )
-    phrases = settings.routing.urgent_phrases
-    classification = classify(session, msg, urgent_phrases=phrases)
-    match = _thread(session, msg, settings)
-
-    if match.ticket is not None and classification.staff is None and not \
-            answers_feedback_request(session, match.ticket, msg) and (
-            why := needs_new_ticket(match.ticket, settings, now)):
-        old = match.ticket
-        match = ThreadMatch(None, "new", f"reply to #{old.ref}, but {why}: a new ticket, linked",
-                            linked=old)
-
-    journey = Journey(session, msg, settings, now, source, raw_id, blockers)
-    if match.ticket is not None:
-        return _append(journey, classification, match)
-    requester = msg.sender
-    if classification.staff is not None and (original := original_sender(msg)):
-        # A colleague forwarded a client's mail: the ticket is the client's.
-        requester = original
-        classification = classify(session, msg, urgent_phrases=phrases,
-                                  on_behalf_of=original.email)
-        classification.notes.append(f"forwarded by staff {msg.sender.email} on behalf of "
-                                    f"{original.email}")
-    return _open_ticket(journey, requester, classification, match)
-
-
-def _thread(session: Session, msg: ParsedMessage, settings: Settings) -> ThreadMatch:
-    if is_bounce(msg) and msg.dsn_original_message_id:
-        ticket_id = session.scalar(
-            select(Message.ticket_id).where(Message.message_id == msg.dsn_original_message_id)
-        )
-        if ticket_id is not None:
-            ticket = session.get(Ticket, ticket_id)
-            return ThreadMatch(ticket, "bounce",
-                               f"delivery report for <{msg.dsn_original_message_id}>")
-    return find_thread(session, msg, support_address=settings.desk.address,
-                       secret=settings.desk.secret)
+    j = Journey(session, msg, settings, now, source, raw_id)
+    for stage in STAGES:
+        if j.done:
+            break
+        if stage.applies(j):
+            stage.run(j)
+            j.trail.append(stage.name)
+    assert j.ticket is not None
+    return Outcome(j.ticket.id, j.is_new, j.acknowledged, j.trail)
 
 
 def _record_refusals(session: Session, match: ThreadMatch, now: datetime) -> None:
     for target, why in match.refused:
         add_event(session, target, "thread_refused", why, at=now)
-
-
-def _open_ticket(
-    journey: Journey, requester: Address, classification: Classification, match: ThreadMatch
-) -> Outcome:
-    session, msg, settings, now = journey.session, journey.msg, journey.settings, journey.now
-    source, raw_id, blockers, linked = journey.source, journey.raw_id, journey.blockers, \
-        match.linked
-    client_tz = ZoneInfo(
-        (classification.client.timezone if classification.client else None)
-        or settings.desk.timezone
-    )
-    # Asked before the ticket exists: the query then has nothing of this ticket to flush.
-    reason = "; ".join(blockers) if blockers else rate_cap_reason(
-        session, settings, requester.email, msg.subject, now)
-    assignment = assign(session, classification, rules=settings.routing.rules,
-                        text=f"{msg.subject}\n{msg.text_body[:4000]}",
-                        triage=settings.desk.triage, today=now.astimezone(client_tz).date(),
-                        now=now)
-    ticket = Ticket(
-        subject=base_subject(msg.subject),
-        status=assignment.status,
-        priority=classification.priority,
-        tier=classification.tier,
-        client=classification.client,
-        requester_email=requester.email,
-        requester_name=requester.name,
-        owner=assignment.owner,
-        workers=assignment.workers,
-        created_at=now,
-        updated_at=now,
-        last_client_message_at=now,
-        sla_policy=classification.sla_policy or ("triage" if classification.client is None
-                                                 else None),
-        linked_ticket_id=linked.id if linked is not None else None,
-    )
-    # Deadlines depend only on the ticket's own fields: written with the ticket's INSERT
-    # instead of in UPDATEs right after it.
-    refresh(ticket, settings, now)
-    insert_now(session, ticket)  # its id is its reference, needed for the ack below
-    for worker in assignment.workers:
-        insert_later(session, _TICKET_WORKERS, {"ticket_id": ticket.id, "staff_id": worker.id})
-    inbound = record_inbound(session, ticket, msg, now=now, source=source, raw_id=raw_id,
-                             auto_generated=bool(blockers))
-    if linked is not None:
-        add_event(session, linked, "linked", f"a later reply opened #{ticket.ref}", at=now)
-    if classification.client is not None:
-        _add_ccs(session, ticket, msg, classification.client, settings)
-    add_event(session, ticket, "classified",
-              "; ".join([classification.reason, classification.reason_policy,
-                         *classification.notes]),
-              at=now, data={"tier": classification.tier, "priority": classification.priority,
-                            "sla_policy": classification.sla_policy})
-    add_event(session, ticket, "threaded", match.detail, at=now, data={"how": match.how})
-    _record_refusals(session, match, now)
-    if match.refused:
-        add_event(session, ticket, "thread_refused",
-                  "; ".join(why for _, why in match.refused), at=now)
-    owner = assignment.owner.email if assignment.owner else "nobody"
-    workers = [w.email for w in assignment.workers]
-    summary = f"owner {owner}" + (f", worker {', '.join(workers)}" if workers else "")
-    assigned = f"{summary}: " + "; ".join(assignment.reasons)
-    add_event(session, ticket, "assigned", assigned, at=now,
-              data={"owner": owner, "workers": workers, "rule": assignment.rule})
-    for defect in msg.defects:
-        add_event(session, ticket, "parse_note", defect, at=now)
-
-    acked = False
-    if reason:
-        add_event(session, ticket, "ack_suppressed", reason, at=now)
-    elif queue_acknowledgement(session, settings, ticket, classification, msg, requester, now):
-        acked = True
-        add_event(session, ticket, "acknowledged", f"acknowledgement queued to {requester.email}",
-                  at=now)
-    if not blockers:
-        notify_staff(session, settings, ticket, inbound, now, kind="new", reason=assigned)
-    return Outcome(ticket.id, True, acked)
-
-
-def _append(journey: Journey, classification: Classification, match: ThreadMatch) -> Outcome:
-    session, msg, settings, now = journey.session, journey.msg, journey.settings, journey.now
-    source, raw_id, blockers = journey.source, journey.raw_id, journey.blockers
-    ticket = match.ticket
-    assert ticket is not None and msg.sender is not None
-    inbound = record_inbound(session, ticket, msg, now=now, source=source, raw_id=raw_id,
-                             auto_generated=bool(blockers))
-    session.flush()
-    _record_refusals(session, match, now)
-    add_event(session, ticket, "threaded", f"{msg.sender.email}: {match.detail}", at=now,
-              data={"how": match.how})
-    if match.how == "bounce":
-        _mark_bouncing(session, ticket, msg, now)
-        return Outcome(ticket.id, False, False)
-    staff = classification.staff
-    if staff is not None and staff.email != ticket.requester_email:
-        handle_staff_reply(session, ticket, msg, inbound, staff, settings, now)
-        forget_cached(session)  # a command may have closed or reassigned: load changed
-    else:
-        if ticket.client is not None:
-            _add_ccs(session, ticket, msg, ticket.client, settings)
-        handle_client_reply(session, ticket, msg, inbound, settings, now, bool(blockers))
-    refresh(ticket, settings, now)
-    return Outcome(ticket.id, False, False)
 
 
 def _add_ccs(
@@ -238,12 +424,3 @@ def _add_ccs(
                 session, ticket, addr.email, "cc"):
             add_event(session, ticket, "participant", f"{addr.email} (CC'd colleague of "
                           f"{client.name}) joins the conversation", at=ticket.updated_at)
-
-
-def _mark_bouncing(session: Session, ticket: Ticket, msg: ParsedMessage, now: datetime) -> None:
-    failed = [r.lower() for r in msg.dsn_failed_recipients]
-    if failed:
-        session.execute(update(Contact).where(Contact.email.in_(failed)).values(bouncing=True))
-    add_event(session, ticket, "bounce",
-              f"delivery failed for {', '.join(failed) or 'an unknown recipient'}", at=now,
-              data={"failed": failed})

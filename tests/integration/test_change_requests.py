@@ -4,24 +4,20 @@ decision; strangers change nothing; hosting-only work waits for the AM's costing
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from desk.store.models import Estimate, TimeEntry
-from tests.support import DeskEnv, make_mail, reply_to
+from tests.support import DeskEnv, EnvFactory, make_mail, reply_to
 
 MON_10 = "2026-11-23T10:00:00Z"
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[DeskEnv]:
-    e = DeskEnv(tmp_path / "desk", extra={"change_requests": {"remind_client": True}})
-    yield e
-    e.close()
+def env(make_env: EnvFactory) -> DeskEnv:
+    return make_env(extra={"change_requests": {"remind_client": True}})
 
 
 def text(mail: EmailMessage) -> str:

@@ -3,7 +3,6 @@ junior holds, spoofed staff, reopening, and each tier's acknowledgement."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -23,13 +22,6 @@ from tests.support import (
     to_clients,
     wait_until,
 )
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[DeskEnv]:
-    e = DeskEnv(tmp_path / "desk")
-    yield e
-    e.close()
 
 
 def body(mail: EmailMessage) -> str:

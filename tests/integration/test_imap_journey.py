@@ -3,10 +3,8 @@ APPEND -> `desk run --once` -> one ticket -> one acknowledgement, exactly once."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
@@ -14,6 +12,7 @@ from tests.servers import Dovecot, SmtpCapture
 from tests.support import (
     SUPPORT_USER,
     DeskEnv,
+    EnvFactory,
     imap_mailbox,
     make_mail,
     reply_to,
@@ -24,10 +23,8 @@ from tests.support import (
 
 
 @pytest.fixture
-def env(tmp_path: Path, imap: Dovecot, smtp_capture: SmtpCapture) -> Iterator[DeskEnv]:
-    e = DeskEnv(tmp_path / "desk", mailbox=imap_mailbox(imap), smtp=smtp_to(smtp_capture))
-    yield e
-    e.close()
+def env(imap: Dovecot, smtp_capture: SmtpCapture, make_env: EnvFactory) -> DeskEnv:
+    return make_env(mailbox=imap_mailbox(imap), smtp=smtp_to(smtp_capture))
 
 
 def test_append_run_ticket_ack_exactly_once(env: DeskEnv, imap: Dovecot,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import smtplib
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from tests.support import (
     SUPPORT_USER,
     DaemonProcess,
     DeskEnv,
+    EnvFactory,
     imap_mailbox,
     make_mail,
     smtp_to,
@@ -29,10 +29,8 @@ SHARED_RT = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "rt-emai
 
 
 @pytest.fixture
-def env(tmp_path: Path, imap: Dovecot, smtp_capture: SmtpCapture) -> Iterator[DeskEnv]:
-    e = DeskEnv(tmp_path / "desk", mailbox=imap_mailbox(imap), smtp=smtp_to(smtp_capture))
-    yield e
-    e.close()
+def env(imap: Dovecot, smtp_capture: SmtpCapture, make_env: EnvFactory) -> DeskEnv:
+    return make_env(mailbox=imap_mailbox(imap), smtp=smtp_to(smtp_capture))
 
 
 def test_idle_turns_new_mail_into_an_ack_within_two_seconds(env: DeskEnv, imap: Dovecot,

@@ -3,19 +3,9 @@ real `desk` command: mail in -> ticket -> acknowledgement, exactly once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.support import DeskEnv, make_mail, reply_to
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[DeskEnv]:
-    e = DeskEnv(tmp_path / "desk")
-    yield e
-    e.close()
 
 
 def test_new_mail_becomes_one_ticket_with_one_acknowledgement(env: DeskEnv) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -20,6 +19,7 @@ from tests.support import (
     SUPPORT_USER,
     DaemonProcess,
     DeskEnv,
+    EnvFactory,
     imap_mailbox,
     make_mail,
     reply_to,
@@ -88,10 +88,8 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(
 
 
 @pytest.fixture
-def env(tmp_path: Path, smtp_capture: SmtpCapture) -> Iterator[DeskEnv]:
-    e = DeskEnv(tmp_path / "desk", smtp=smtp_to(smtp_capture))
-    yield e
-    e.close()
+def env(smtp_capture: SmtpCapture, make_env: EnvFactory) -> DeskEnv:
+    return make_env(smtp=smtp_to(smtp_capture))
 
 
 def test_smtp_4xx_retries_with_backoff_and_sends_once(env: DeskEnv,

@@ -3,22 +3,19 @@ figures against real tickets, scheduled reports exactly once, feedback, the dige
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
-from tests.support import DeskEnv, make_mail, reply_to
+from tests.support import DeskEnv, EnvFactory, make_mail, reply_to
 
 MON_10 = "2026-11-23T10:00:00Z"
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[DeskEnv]:
-    e = DeskEnv(tmp_path / "desk", extra={"reports": {"period": "week", "digest": True}})
-    yield e
-    e.close()
+def env(make_env: EnvFactory) -> DeskEnv:
+    return make_env(extra={"reports": {"period": "week", "digest": True}})
 
 
 def body(mail: EmailMessage) -> str:

@@ -3,21 +3,10 @@ Dovecot and SMTP; forwards, CCs, `desk route`, the client overview import."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.servers import Dovecot, SmtpCapture
 from tests.support import SUPPORT_USER, DeskEnv, imap_mailbox, make_mail, smtp_to
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[DeskEnv]:
-    e = DeskEnv(tmp_path / "desk")
-    yield e
-    e.close()
-
 
 EXPECTED = {
     # sender: (client, tier, priority, owner, status, workers)

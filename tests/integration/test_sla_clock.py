@@ -4,22 +4,18 @@ nudges, P1 prompts, client status updates and ETA warnings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import DeskEnv, make_mail, reply_to
+from tests.support import DeskEnv, EnvFactory, make_mail, reply_to
 
 MON_10 = "2026-11-23T10:00:00Z"  # Monday; London is on UTC in November
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[DeskEnv]:
-    e = DeskEnv(tmp_path / "desk", extra={"sla": {"calendar": {"country": "GB",
-                                                               "subdivision": "ENG"}}})
-    yield e
-    e.close()
+def env(make_env: EnvFactory) -> DeskEnv:
+    return make_env(extra={"sla": {"calendar": {"country": "GB", "subdivision": "ENG"}}})
 
 
 def run_at(env: DeskEnv, when: str) -> str:

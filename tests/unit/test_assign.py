@@ -9,10 +9,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from desk.config.routing import DEFAULT_RULES, Match, Pool, Rule, validate_order
 from desk.inbox.message import Address, ParsedMessage
 from desk.routing.assign import Assignment, assign
 from desk.routing.classify import classify
-from desk.routing.rules import DEFAULT_RULES, Match, Pool, Rule, validate_order
 from desk.store.directory import add_staff
 from desk.store.models import Staff, Ticket
 

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from desk.inbox.message import Address
-from desk.outbound.compose import build_mail, to_bytes
+from desk.outbound.compose import Stamp, build_mail, to_bytes
+from desk.outbound.mail import OutgoingMail, Thread
 
 STDLIB_WIRE = compat32.clone(linesep="\r\n")
 
@@ -26,11 +27,15 @@ message_ids = st.lists(st.from_regex(r"[a-z0-9.]{1,40}@[a-z0-9]{1,20}\.test", fu
 def test_wire_form_is_what_the_standard_library_writes(subject: str, name: str,
                                                        refs: list[str]) -> None:
     mail = build_mail(
-        from_addr=Address("Agency Support", "support@agency.test"),
-        to=[Address(name, "client@example.test")], subject=subject, text="Hello\n",
-        message_id="desk.12.ack.1@agency.test", date=datetime(2026, 12, 2, 9, 30, tzinfo=UTC),
-        reply_to="support+12.abc@agency.test", in_reply_to=refs[-1] if refs else None,
-        references=refs, loop_value="support@agency.test")
+        OutgoingMail(kind="ack", event_key="ack:ticket:12",
+                     to=[Address(name, "client@example.test")], subject=subject,
+                     template="ack_retainer", context={},
+                     thread=Thread(refs[-1] if refs else None, refs)),
+        Stamp(from_addr=Address("Agency Support", "support@agency.test"),
+              message_id="desk.12.ack.1@agency.test",
+              date=datetime(2026, 12, 2, 9, 30, tzinfo=UTC),
+              reply_to="support+12.abc@agency.test", loop_value="support@agency.test"),
+        "Hello\n")
     wire = to_bytes(mail)
     assert wire == mail.as_bytes(policy=STDLIB_WIRE)
     assert all(len(line) <= 998 for line in wire.split(b"\r\n"))
@@ -38,10 +43,13 @@ def test_wire_form_is_what_the_standard_library_writes(subject: str, name: str,
 
 def test_long_thread_headers_are_folded_and_read_back_whole() -> None:
     refs = [f"message-{i}-with-a-long-identifier@client.example.test" for i in range(20)]
-    mail = build_mail(from_addr=Address("Agency Support", "support@agency.test"),
-                      to=[Address("Jo", "jo@client.test")], subject="Re: [#7] Slow site",
-                      text="Hi\n", message_id="desk.7.ack.1@agency.test",
-                      date=datetime(2026, 12, 2, tzinfo=UTC), references=refs)
+    mail = build_mail(
+        OutgoingMail(kind="ack", event_key="ack:ticket:7", to=[Address("Jo", "jo@client.test")],
+                     subject="Re: [#7] Slow site", template="ack_retainer", context={},
+                     thread=Thread(None, refs)),
+        Stamp(from_addr=Address("Agency Support", "support@agency.test"),
+              message_id="desk.7.ack.1@agency.test", date=datetime(2026, 12, 2, tzinfo=UTC)),
+        "Hi\n")
     wire = to_bytes(mail)
     header_lines = wire.split(b"\r\n\r\n")[0].split(b"\r\n")
     assert max(len(line) for line in header_lines) <= 78

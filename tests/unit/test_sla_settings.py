@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from desk.sla.settings import DEFAULT_POLICIES, SlaSection
+from desk.config.sla import DEFAULT_POLICIES, SlaSection
 
 
 def test_a_configured_cell_keeps_the_other_defaults() -> None:

@@ -22,9 +22,9 @@ from pydantic import (
     model_validator,
 )
 
-from desk.routing.classify_phrases import DEFAULT_URGENT_PHRASES
-from desk.routing.rules import DEFAULT_RULES, Rule, validate_order
-from desk.sla.settings import SlaSection
+from desk.config.routing import DEFAULT_RULES, Rule, validate_order
+from desk.config.sla import SlaSection
+from desk.config.urgent_phrases import DEFAULT_URGENT_PHRASES
 
 DEFAULT_CONFIG_PATH = Path("config/desk.toml")
 

@@ -1,0 +1,102 @@
+"""Messages that could not be processed: `quarantine` (list, show, retry, drop)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from sqlalchemy import select
+
+from desk.cli.common import Ctx, emit_json, fail, pass_ctx
+from desk.store.db import session_factory
+from desk.store.models import Quarantine
+from desk.views.tickets import quarantine_dict
+
+
+@click.group()
+def quarantine() -> None:
+    """Messages that could not be processed, kept with the reason."""
+
+
+@quarantine.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include retried and dropped entries.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def quarantine_list(c: Ctx, show_all: bool, as_json: bool) -> None:
+    """List quarantined messages."""
+    with c.session() as s:
+        q = select(Quarantine).order_by(Quarantine.id)
+        if not show_all:
+            q = q.where(Quarantine.status == "held")
+        rows = [quarantine_dict(x) for x in s.scalars(q)]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("quarantine is empty")
+    for r in rows:
+        click.echo(f"{r['id']:<5} {r['created_at'][:19]} {r['status']:<8} {r['sender'][:30]:<30} "
+                   f"{r['subject'][:40]:<40} {r['reason']}")
+
+
+@quarantine.command("show")
+@click.argument("qid", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--raw", is_flag=True, help="Print the raw message only.")
+@pass_ctx
+def quarantine_show(c: Ctx, qid: int, as_json: bool, raw: bool) -> None:
+    """Show one quarantined message with its reason."""
+    with c.session() as s:
+        row = s.get(Quarantine, qid)
+        if row is None:
+            fail(f"no quarantine entry {qid}")
+        data = quarantine_dict(row, with_raw=True)
+        raw_bytes = row.raw
+    if raw:
+        sys.stdout.buffer.write(raw_bytes)
+        return
+    if as_json:
+        emit_json(data)
+        return
+    for key in ("id", "status", "source", "sender", "subject", "size", "created_at", "reason"):
+        click.echo(f"{key:>10}: {data[key]}")
+    if data["detail"]:
+        click.echo("\n" + data["detail"])
+
+
+@quarantine.command("retry")
+@click.argument("qid", type=int)
+@pass_ctx
+def quarantine_retry(c: Ctx, qid: int) -> None:
+    """Run the pipeline again on a quarantined message."""
+    from desk.work.ingest import Ingestor
+    from desk.work.pipeline import Unprocessable
+
+    ingestor = Ingestor(session_factory(c.engine), c.settings, c.now)
+    try:
+        result = ingestor.retry_quarantined(qid)
+    except LookupError as exc:
+        fail(str(exc))
+    except Unprocessable as exc:
+        fail(f"still cannot process {qid}: {exc}")
+    except Exception as exc:
+        fail(f"still cannot process {qid}: {type(exc).__name__}: {exc}")
+    where = f"ticket #{result.ticket_id}" if result.ticket_id else result.outcome
+    click.echo(f"quarantine {qid} processed: {where} (run `desk run --once` to send replies)")
+
+
+@quarantine.command("drop")
+@click.argument("qid", type=int)
+@pass_ctx
+def quarantine_drop(c: Ctx, qid: int) -> None:
+    """Mark a quarantined message as dropped (kept for audit, no longer listed)."""
+    with c.session() as s:
+        row = s.get(Quarantine, qid)
+        if row is None:
+            fail(f"no quarantine entry {qid}")
+        row.status = "dropped"
+        row.resolved_at = c.now()
+    click.echo(f"quarantine {qid} dropped")
+
+
+COMMANDS: tuple[click.Command, ...] = (quarantine,)

@@ -1,0 +1,140 @@
+"""Looking at and changing tickets: `tickets` (list, show, set) and `approve`."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import select
+
+from desk.cli.common import Ctx, emit_json, fail, pass_ctx
+from desk.store.models import Staff, Status
+from desk.store.tickets import get_ticket
+from desk.views.tickets import list_tickets, ticket_detail, ticket_summary
+
+
+@click.group()
+def tickets() -> None:
+    """Look at tickets."""
+
+
+@tickets.command("list")
+@click.option("--status", type=click.Choice([s.value for s in Status]))
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def tickets_list(c: Ctx, status: str | None, as_json: bool) -> None:
+    """List tickets (oldest first)."""
+    with c.session() as s:
+        rows = [ticket_summary(t) for t in list_tickets(s, status)]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("no tickets")
+    for r in rows:
+        tier, owner = r["tier"] or "unknown", r["assignee"] or "-"
+        click.echo(f"#{r['ref']:<5} {r['status']:<17} {r['priority']} {tier:<12} "
+                   f"{(r['client'] or '-')[:20]:<20} {owner:<26} {r['subject'][:60]}")
+
+
+@tickets.command("show")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def tickets_show(c: Ctx, ref: str, as_json: bool) -> None:
+    """Show a ticket: its messages and the reasons behind every decision."""
+    with c.session() as s:
+        t = get_ticket(s, ref)
+        if t is None:
+            fail(f"no ticket {ref}")
+        data = ticket_detail(t)
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"#{data['ref']} {data['subject']}")
+    click.echo(f"  status {data['status']}, priority {data['priority']}, tier "
+               f"{data['tier'] or 'unknown sender'}, client {data['client'] or '-'}")
+    click.echo(f"  requester {data['requester']}, owner {data['assignee'] or '-'}, "
+               f"created {data['created_at']}")
+    if data["participants"]:
+        click.echo("  participants: " + ", ".join(p["email"] for p in data["participants"]))
+    click.echo("\nMessages:")
+    for m in data["messages"]:
+        arrow = "<-" if m["direction"] == "in" else "->"
+        flags = " (internal)" if m["internal"] else ""
+        click.echo(f"  {arrow} {m['date']} {m['from']} to {m['to']}{flags}: {m['subject']}")
+        for line in (m["body_text"] or "").strip().splitlines()[:12]:
+            click.echo(f"       | {line}")
+        for a in m["attachments"]:
+            click.echo(f"       [attachment] {a['filename'] or '(unnamed)'} {a['content_type']} "
+                       f"{a['size']} bytes{' - ' + a['note'] if a['note'] else ''}")
+    click.echo("\nEvents (why):")
+    for e in data["events"]:
+        click.echo(f"  {e['at']} {e['kind']:<16} {e['detail']}")
+
+
+@tickets.command("set")
+@click.argument("ref")
+@click.option("--status", type=click.Choice(["open", "waiting", "resolved", "closed"]))
+@click.option("--priority", type=click.Choice(["P1", "P2", "P3", "P4"]))
+@click.option("--owner", metavar="EMAIL", help="New owner (a junior joins as a worker).")
+@click.option("--eta", metavar="YYYY-MM-DD")
+@pass_ctx
+def tickets_set(c: Ctx, ref: str, status: str | None, priority: str | None,
+                owner: str | None, eta: str | None) -> None:
+    """Change a ticket as an admin (recorded on the ticket like an email command)."""
+    from desk.sla.clock import refresh
+    from desk.work.actions import Actor, Refused, assign_to, set_eta, set_priority, set_status
+    from desk.work.conversation import after_changes, notify_new_people
+
+    now = c.now()
+    actor = Actor(None, "admin (CLI)")
+    with c.session() as s:
+        t = get_ticket(s, ref)
+        if t is None:
+            fail(f"no ticket {ref}")
+        before = {p.id for p in (t.owner, *t.workers) if p is not None}
+        status_before = t.status
+        try:
+            for value, action in ((status, set_status), (priority, set_priority),
+                                  (owner, assign_to), (eta, set_eta)):
+                if value:
+                    click.echo(action(s, t, actor, value, now))
+        except Refused as exc:
+            fail(str(exc), code=2)
+        refresh(t, c.settings, now)
+        s.flush()
+        notify_new_people(s, c.settings, t, before, None, now)
+        after_changes(s, c.settings, t, status_before, False, now)
+
+
+@click.command()
+@click.argument("held_id", type=int)
+@click.option("--by", "approver", metavar="EMAIL", help="Record who approved (staff address).")
+@pass_ctx
+def approve(c: Ctx, held_id: int, approver: str | None) -> None:
+    """Send a junior engineer's held reply to the client, unchanged."""
+    from desk.sla.clock import refresh
+    from desk.store.models import Outbox
+    from desk.work.actions import Actor, Refused
+    from desk.work.conversation import approve_held
+
+    now = c.now()
+    with c.session() as s:
+        held = s.get(Outbox, held_id)
+        if held is None:
+            fail(f"no held reply {held_id}")
+        person = s.scalar(select(Staff).where(Staff.email == approver.lower())) if approver \
+            else None
+        if approver and person is None:
+            fail(f"{approver} is not on the staff list", code=2)
+        actor = Actor(person, person.email if person else "admin (CLI)")
+        try:
+            click.echo(approve_held(s, c.settings, held, actor, now))
+        except Refused as exc:
+            fail(str(exc), code=2)
+        ticket = get_ticket(s, str(held.ticket_id))
+        if ticket is not None:
+            refresh(ticket, c.settings, now)
+    click.echo("it goes out with the next delivery round (`desk run` sends it at once)")
+
+
+COMMANDS: tuple[click.Command, ...] = (tickets, approve)

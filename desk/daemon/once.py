@@ -1,0 +1,72 @@
+"""``desk run --once``: the intake part, and the summary it prints."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from desk.inbox.intake import IngestResult, TransientError
+from desk.inbox.source import Source, SourceBusy
+from desk.outbound.sender import SendReport
+from desk.work.escalation import ClockReport
+
+log = logging.getLogger("desk.daemon")
+
+
+@dataclass(slots=True)
+class RunSummary:
+    ingested: int = 0
+    new_tickets: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    sent: int = 0
+    send_failures: int = 0
+    clock: ClockReport = field(default_factory=ClockReport)
+    reports: int = 0
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add_ingest(self, results: list[IngestResult]) -> None:
+        for r in results:
+            if r.outcome == "ticketed":
+                self.ingested += 1
+                self.new_tickets += r.new_ticket
+            elif r.outcome == "duplicate":
+                self.duplicates += 1
+            elif r.outcome == "quarantined":
+                self.quarantined += 1
+
+    def add_send(self, report: SendReport) -> None:
+        self.sent += report.sent
+        self.send_failures += report.failed
+
+    def line(self) -> str:
+        c = self.clock
+        return (f"ingested {self.ingested} ({self.new_tickets} new tickets, {self.duplicates} "
+                f"duplicates, {self.quarantined} quarantined); clock: {c.warnings} warnings, "
+                f"{c.escalations} escalations, {c.nudges} nudges, {c.eta_warnings} ETA warnings"
+                f"; {self.reports} reports; sent {self.sent}, {self.send_failures} failed")
+
+
+async def sync_sources(sources: list[Source], stop: threading.Event,
+                       summary: RunSummary) -> None:
+    """Take what every source has waiting. Trouble ends the intake, not the run: what is
+    queued is still delivered and the clock still runs."""
+    started = time.monotonic()
+    for source in sources:
+        try:
+            summary.add_ingest(await asyncio.to_thread(source.sync_once, stop))
+        except TransientError as exc:
+            summary.errors.append(f"database unavailable: {exc}")
+            return
+        except SourceBusy:
+            # Normal with several workers: another one is ingesting this mailbox right now.
+            summary.notes.append("another desk process holds the mailbox lease: "
+                                 "this run delivered and ran the clock only")
+            return
+    if sources:
+        log.info("intake: %d messages in %.2f s", summary.ingested + summary.duplicates
+                 + summary.quarantined, time.monotonic() - started)

@@ -1,0 +1,59 @@
+"""Where intake stands in the folder: (UIDVALIDITY, the highest UID acknowledged).
+
+The position only moves once messages are committed and acknowledged, and never past a
+UID that could not be read; receipts keyed by (mailbox, UIDVALIDITY, UID) make any
+re-fetch harmless, and a UIDVALIDITY change re-scans the folder (duplicates are then
+recognised by Message-ID).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from imapclient import IMAPClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from desk.store.db import transaction
+from desk.store.models import MailboxState
+
+log = logging.getLogger("desk.inbox")
+
+
+class UidCursor:
+    def __init__(self, factory: sessionmaker[Session], key: str, *,
+                 clock: Callable[[], datetime]) -> None:
+        self.factory = factory
+        self.key = key
+        self.clock = clock
+
+    def position(self) -> tuple[int | None, int]:
+        """(UIDVALIDITY, last UID); (None, 0) before the first contact."""
+        with self.factory() as session:
+            st = session.get(MailboxState, self.key)
+            return (st.uidvalidity, st.last_uid) if st else (None, 0)
+
+    def save(self, uidvalidity: int, last_uid: int) -> None:
+        with transaction(self.factory) as session:
+            st = session.get(MailboxState, self.key)
+            assert st is not None  # created with the lease
+            st.uidvalidity = uidvalidity
+            st.last_uid = max(last_uid, 0)
+            st.last_ingest_at = self.clock()
+
+    def pending(self, client: IMAPClient, folder: str) -> tuple[int, list[int]]:
+        """Select ``folder``; its UIDVALIDITY and the UIDs not yet taken, in order."""
+        info = client.select_folder(folder)
+        uidvalidity = int(info[b"UIDVALIDITY"])
+        known_validity, last_uid = self.position()
+        if known_validity is None:
+            # First contact: old mail that people already read is history, not requests.
+            uids = client.search(["UNSEEN"])
+        elif known_validity != uidvalidity:
+            log.warning("%s: UIDVALIDITY changed %s -> %s, re-scanning (duplicates are "
+                        "skipped by Message-ID)", self.key, known_validity, uidvalidity)
+            uids = client.search(["NOT", "DELETED"])
+        else:
+            uids = [u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid]
+        return uidvalidity, sorted(uids)

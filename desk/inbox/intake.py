@@ -1,0 +1,48 @@
+"""What a source hands its mail to, as the source sees it.
+
+Sources depend on this small interface, never on ``desk.work``: the daemon wires the real
+ingest side (``desk.work.ingest.Ingestor``) in. The contract that makes intake exactly
+once: ``ingest``/``ingest_batch`` return only after the transaction that recorded the
+messages committed, so the source acknowledges them then and not before; when they raise
+``TransientError`` nothing was recorded and the source keeps the messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+# Messages per ingest transaction: a commit per message is most of the cost of a backlog,
+# and a longer transaction would keep other writers (the sender, the CLI) waiting.
+INGEST_BATCH = 50
+
+
+class TransientError(Exception):
+    """The database is locked or unreachable: keep the message at the source, retry."""
+
+
+@dataclass(slots=True)
+class IngestResult:
+    outcome: str  # ticketed | duplicate | quarantined | already
+    ticket_id: int | None = None
+    quarantine_id: int | None = None
+    new_ticket: bool = False
+    acknowledged: bool = False
+    reason: str = ""
+
+
+class Ingest(Protocol):
+    def ingest(self, source_key: str, raw: bytes, *, source: str) -> IngestResult: ...
+
+    def ingest_batch(self, items: Sequence[tuple[str, bytes]], *, source: str
+                     ) -> list[IngestResult]: ...
+
+
+# Told how many messages just committed (0: a round ended), so the sender can start on
+# their mail at once instead of at its next timer.
+OnIngested = Callable[[int], None]
+
+
+def ignore(count: int) -> None:
+    """For a source nobody needs to hear from (tests, tools)."""
