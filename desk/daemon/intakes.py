@@ -1,5 +1,5 @@
 """The one place that knows the kinds of source: the rest of the daemon drives them all
-through ``desk.inbox.source.Source``."""
+through ``desk.inbox.sources.Source``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config import Settings
-from desk.inbox.imap_source import ImapSource
 from desk.inbox.intake import Ingest, OnIngested
-from desk.inbox.lmtp_source import LmtpSource
-from desk.inbox.maildir_source import MaildirSource
-from desk.inbox.source import Source
+from desk.inbox.sources import Source
+from desk.inbox.sources.imap.source import ImapSource
+from desk.inbox.sources.lmtp import LmtpSource
+from desk.inbox.sources.maildir import MaildirSource
 
 
 def make_sources(

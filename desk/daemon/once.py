@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from desk.inbox.intake import IngestResult, TransientError
-from desk.inbox.source import Source, SourceBusy
+from desk.inbox.sources import Source, SourceBusy
 from desk.outbound.sender import SendReport
 from desk.work.escalation import ClockReport
 

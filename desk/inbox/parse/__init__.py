@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import email
 
-from desk.inbox.headers import _POLICY, _extract_message_ids, _HeaderReader
-from desk.inbox.html import html_to_text, sanitize_html
 from desk.inbox.message import Address, ParsedMessage, content_message_id
-from desk.inbox.mime import _MIB, _BodyCollector, _collect_mime_defects
-from desk.inbox.text import _dedupe
+from desk.inbox.parse.headers import _POLICY, _extract_message_ids, _HeaderReader
+from desk.inbox.parse.html import html_to_text, sanitize_html
+from desk.inbox.parse.mime import _MIB, _BodyCollector, _collect_mime_defects
+from desk.inbox.parse.text import _dedupe
 
 __all__ = ["ParseError", "html_to_text", "parse_message", "sanitize_html"]
 

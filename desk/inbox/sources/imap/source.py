@@ -5,7 +5,7 @@ ingested, and flagged ``\\Seen`` (or moved to ``processed_folder``) only after t
 transaction that recorded them committed. Receipts keyed by
 (mailbox, UIDVALIDITY, UID) make any re-fetch harmless; a UIDVALIDITY change
 re-scans the folder and de-duplicates by Message-ID. The pieces live in
-``desk.inbox.imap``: the connection, the lease, the UID cursor, the wait for mail.
+``desk.inbox.sources.imap``: the connection, the lease, the UID cursor, the wait for mail.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config import MailboxSection
-from desk.inbox.imap.cursor import UidCursor
-from desk.inbox.imap.idle import more_waiting, wait_for_mail
-from desk.inbox.imap.lease import LeaseHeld, MailboxLease
-from desk.inbox.imap.session import ConnectionErrors, ImapSession, acknowledge
 from desk.inbox.intake import INGEST_BATCH, Ingest, IngestResult, OnIngested, TransientError, ignore
-from desk.inbox.source import in_thread
+from desk.inbox.sources import in_thread
+from desk.inbox.sources.imap.cursor import UidCursor
+from desk.inbox.sources.imap.idle import more_waiting, wait_for_mail
+from desk.inbox.sources.imap.lease import LeaseHeld, MailboxLease
+from desk.inbox.sources.imap.session import ConnectionErrors, ImapSession, acknowledge
 from desk.periodic import Pause, Retry, repeat
 
 log = logging.getLogger("desk.inbox")

@@ -1,2 +1,2 @@
 """The IMAP source's pieces: the connection, the lease, the UID cursor and the wait for
-new mail (IDLE or polling). ``desk.inbox.imap_source`` puts them together."""
+new mail (IDLE or polling). ``desk.inbox.sources.imap.source`` puts them together."""

@@ -10,11 +10,11 @@ from email import policy
 from email.message import Message
 from email.parser import HeaderParser
 
-from desk.inbox.dsn import _block_value, _dsn_address, _status_blocks
-from desk.inbox.headers import _first_id, _HeaderReader
-from desk.inbox.html import html_to_text, sanitize_html
 from desk.inbox.message import Attachment
-from desk.inbox.parts import (
+from desk.inbox.parse.dsn import _block_value, _dsn_address, _status_blocks
+from desk.inbox.parse.headers import _first_id, _HeaderReader
+from desk.inbox.parse.html import html_to_text, sanitize_html
+from desk.inbox.parse.parts import (
     _children,
     _content_type,
     _disposition,
@@ -23,8 +23,8 @@ from desk.inbox.parts import (
     _part_text,
     _payload_bytes,
 )
-from desk.inbox.text import _clean_body, _dedupe
-from desk.inbox.uuencode import _extract_uuencoded
+from desk.inbox.parse.text import _clean_body, _dedupe
+from desk.inbox.parse.uuencode import _extract_uuencoded
 
 _MIB = 1024 * 1024
 # Forwarded-in-forwarded-in-... mail is legitimate a few levels deep; hundreds of levels

@@ -11,9 +11,9 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from functools import lru_cache
 
-from desk.inbox.charsets import _repair_8bit
 from desk.inbox.message import Address
-from desk.inbox.text import _clean_line, _dedupe
+from desk.inbox.parse.charsets import _repair_8bit
+from desk.inbox.parse.text import _clean_line, _dedupe
 
 
 class _Registry(HeaderRegistry):

@@ -12,7 +12,7 @@ from sqlalchemy import CursorResult, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from desk.inbox.source import SourceBusy
+from desk.inbox.sources import SourceBusy
 from desk.store.db import transaction
 from desk.store.deferred import begin_savepoint
 from desk.store.models import MailboxState

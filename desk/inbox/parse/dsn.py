@@ -7,10 +7,10 @@ from email import policy
 from email.message import Message
 from email.parser import HeaderParser
 
-from desk.inbox.charsets import _decode_bytes
-from desk.inbox.headers import _raw_items, _unfold
-from desk.inbox.parts import _children, _payload_bytes
-from desk.inbox.text import _normalise_newlines
+from desk.inbox.parse.charsets import _decode_bytes
+from desk.inbox.parse.headers import _raw_items, _unfold
+from desk.inbox.parse.parts import _children, _payload_bytes
+from desk.inbox.parse.text import _normalise_newlines
 
 
 def _status_blocks(part: Message, defects: list[str]) -> list[Message]:

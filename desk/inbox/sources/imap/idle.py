@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from imapclient import IMAPClient
 
 from desk.config import MailboxSection
-from desk.inbox.imap.session import ConnectionErrors, ConnectionLost
+from desk.inbox.sources.imap.session import ConnectionErrors, ConnectionLost
 
 # RFC 2177 allows servers to drop IDLE after 30 min; re-issuing every 5 min also catches
 # connections that died silently (no FIN) and mail a server forgot to announce.

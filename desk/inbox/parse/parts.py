@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from desk.inbox.charsets import _decode_bytes, _repair_8bit
-from desk.inbox.headers import _decode_words
-from desk.inbox.text import _clean_line, _normalise_newlines
+from desk.inbox.parse.charsets import _decode_bytes, _repair_8bit
+from desk.inbox.parse.headers import _decode_words
+from desk.inbox.parse.text import _clean_line, _normalise_newlines
 
 
 def _children(part: Message) -> list[Message]:

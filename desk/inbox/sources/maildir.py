@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from desk.inbox.intake import INGEST_BATCH, Ingest, IngestResult, OnIngested, TransientError, ignore
-from desk.inbox.source import in_thread
+from desk.inbox.sources import in_thread
 from desk.periodic import Retry, repeat
 
 log = logging.getLogger("desk.inbox")

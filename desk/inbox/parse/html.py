@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import nh3
 
-from desk.inbox.text import _WS_RUN
+from desk.inbox.parse.text import _WS_RUN
 
 
 def _html_attribute(tag: str, attribute: str, value: str) -> str | None:
