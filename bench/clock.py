@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import insert
 
-from desk.config import parse_settings
+from desk.config.settings import parse_settings
 from desk.store.db import make_engine, session_factory, upgrade
 from desk.store.directory import ClientSpec, add_staff, upsert_client
 from desk.store.models import Ticket

@@ -76,6 +76,10 @@ fi
 log "ruff check ."
 .venv/bin/ruff check .
 
+# Strict type checking over desk/ (settings in pyproject.toml [tool.mypy]).
+log "mypy"
+.venv/bin/mypy
+
 log "pytest -q $*"
 rc=0
 .venv/bin/python -m pytest -q "$@" || rc=$?

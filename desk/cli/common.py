@@ -13,7 +13,7 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from desk.config import ConfigError, Settings, load_settings
+from desk.config.settings import ConfigError, Settings, load_settings
 from desk.store.db import make_engine, session_factory, transaction
 from desk.store.models import utcnow
 

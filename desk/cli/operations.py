@@ -61,7 +61,7 @@ def check_config(c: Ctx) -> None:
 @pass_ctx
 def run(c: Ctx, once: bool, log_level: str, log_format: str, fixed_now: str | None) -> None:
     """Run the desk: ingest mail, answer, deliver (until SIGTERM, or --once)."""
-    from desk.daemon import Daemon, SchemaOutOfDate
+    from desk.daemon.supervisor import Daemon, SchemaOutOfDate
 
     setup_logging(log_level, log_format)
     settings = c.settings

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from desk.cli.common import Ctx, emit_json, fail, pass_ctx
 from desk.store.db import session_factory
-from desk.store.models import Quarantine
+from desk.store.models import Quarantine, QuarantineStatus
 from desk.views.tickets import quarantine_dict
 
 
@@ -27,7 +27,7 @@ def quarantine_list(c: Ctx, show_all: bool, as_json: bool) -> None:
     with c.session() as s:
         q = select(Quarantine).order_by(Quarantine.id)
         if not show_all:
-            q = q.where(Quarantine.status == "held")
+            q = q.where(Quarantine.status == QuarantineStatus.held)
         rows = [quarantine_dict(x) for x in s.scalars(q)]
     if as_json:
         emit_json(rows)
@@ -94,7 +94,7 @@ def quarantine_drop(c: Ctx, qid: int) -> None:
         row = s.get(Quarantine, qid)
         if row is None:
             fail(f"no quarantine entry {qid}")
-        row.status = "dropped"
+        row.status = QuarantineStatus.dropped
         row.resolved_at = c.now()
     click.echo(f"quarantine {qid} dropped")
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from desk.sla.calendar import BusinessCalendar, Duration, WorkingHours, parse_duration
 
 LadderStep = Literal["owner", "project_manager", "account_manager", "backup"]
+DEFAULT_LADDER: tuple[LadderStep, ...] = ("owner", "project_manager", "account_manager", "backup")
 
 
 class _Model(BaseModel):
@@ -128,8 +129,7 @@ class SlaSection(_Model):
     # Warn the owner when this fraction of a target has elapsed.
     warn_at: float = Field(default=0.75, gt=0, lt=1)
     # At breach: each step is told in turn, this long apart.
-    ladder: list[LadderStep] = Field(
-        default_factory=lambda: ["owner", "project_manager", "account_manager", "backup"])
+    ladder: list[LadderStep] = Field(default_factory=lambda: list(DEFAULT_LADDER))
     step_delay: str = "30m"
     # Nudge the owner when a client has not heard from us for this long.
     update_every: str = "2 working days"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.inbox.intake import Ingest, OnIngested
 from desk.inbox.sources import Source
 from desk.inbox.sources.imap.source import ImapSource

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.daemon.heartbeat import Heartbeat
 from desk.daemon.intakes import make_sources
 from desk.daemon.once import RunSummary, sync_sources

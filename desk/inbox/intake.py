@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 # Messages per ingest transaction: a commit per message is most of the cost of a backlog,
 # and a longer transaction would keep other writers (the sender, the CLI) waiting.
@@ -22,9 +22,14 @@ class TransientError(Exception):
     """The database is locked or unreachable: keep the message at the source, retry."""
 
 
+# ticketed: recorded on a ticket; duplicate: its Message-ID was seen before; quarantined:
+# kept with the reason; already: this source position has a receipt (re-delivered).
+IngestOutcome = Literal["ticketed", "duplicate", "quarantined", "already"]
+
+
 @dataclass(slots=True)
 class IngestResult:
-    outcome: str  # ticketed | duplicate | quarantined | already
+    outcome: IngestOutcome
     ticket_id: int | None = None
     quarantine_id: int | None = None
     new_ticket: bool = False

@@ -44,7 +44,8 @@ def _text_part(body: str, subtype: str) -> MIMEText:
     # quoted-printable: never base64 for text, never a line over the RFC 5322 limit.
     charset = Charset("utf-8")
     plain = body.isascii() and all(len(line) < 990 for line in body.splitlines())
-    charset.body_encoding = None if plain else QP
+    # None is 7bit; typeshed declares only the int codes.
+    charset.body_encoding = None if plain else QP  # type: ignore[assignment]
     part = MIMEText(body, subtype, charset)  # type: ignore[arg-type]
     del part["MIME-Version"]  # belongs on the message, not on each part
     return part
@@ -136,7 +137,7 @@ def build_mail(mail: OutgoingMail, stamp: Stamp, text: str, html: str | None = N
     for name in list(msg.keys()):
         del msg[name]
     for name, value in [*headers, ("MIME-Version", "1.0"), *mime_headers]:
-        msg[name] = value
+        msg[name] = value  # type: ignore[assignment]  # compat32 keeps a Header as it is
     return msg
 
 
@@ -150,7 +151,8 @@ class _Wire(Compat32):
         if type(value) is str and value.isascii() and value.isprintable() and \
                 len(name) + 2 + len(value) <= (self.max_line_length or 78):
             return f"{name}: {value}{self.linesep}"
-        return super()._fold(name, value, sanitize)  # type: ignore[misc]
+        folded: str = super()._fold(name, value, sanitize)  # type: ignore[misc]
+        return folded
 
 
 _WIRE = _Wire(linesep="\r\n")

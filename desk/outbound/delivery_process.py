@@ -29,7 +29,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.outbound.sender import SendReport
 
 log = logging.getLogger("desk.outbound")

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.inbox.message import Address
 from desk.outbound.compose import Stamp, compose, new_message_id
 from desk.outbound.mail import NO_THREAD, OutgoingMail, Thread

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 from desk.outbound.compose import Composed
 from desk.outbound.mail import OutgoingMail
 from desk.store.deferred import insert_later, update_later
-from desk.store.models import Message, Outbox, OutboxStatus, Ticket
+from desk.store.models import Message, Outbox, OutboxStatus, Ticket, table
 
-_MESSAGES = Message.__table__
-_OUTBOX = Outbox.__table__
+_MESSAGES = table(Message)
+_OUTBOX = table(Outbox)
 # What enqueue sets on every row; the rest start empty.
 _GIVEN = ("ticket_id", "kind", "event_key", "message_id", "mail_from", "recipient", "rcpt_to",
           "subject", "raw", "status", "next_attempt_at", "created_at", "author_staff_id",

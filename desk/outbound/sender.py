@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import false, or_, select, update
+from sqlalchemy import CursorResult, false, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.outbound.journal import SentJournal, orphaned_journals, read_ids
@@ -31,8 +32,8 @@ MARK_BATCH = 50
 
 def backoff_seconds(attempts: int, rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter: 30 s, 1 min, 2 min ... capped at 1 h."""
-    base = min(3600.0, 30.0 * (2 ** max(0, attempts - 1)))
-    return base / 2 + (rng or random).uniform(0, base / 2)
+    base = min(3600.0, 30.0 * 2.0 ** max(0, attempts - 1))
+    return base / 2 + (rng.uniform(0, base / 2) if rng else random.uniform(0, base / 2))
 
 
 @dataclass(slots=True)
@@ -79,11 +80,11 @@ class Sender:
             ids = read_ids(path)
             if ids:
                 with transaction(self.factory) as session:
-                    marked += session.execute(
+                    marked += cast("CursorResult[Any]", session.execute(
                         update(Outbox).where(Outbox.id.in_(ids),
                                              Outbox.status == OutboxStatus.pending)
                         .values(status=OutboxStatus.sent, sent_at=self.clock(),
-                                claimed_until=None)).rowcount
+                                claimed_until=None))).rowcount
             path.unlink(missing_ok=True)
         if marked:
             log.info("outbox: %d mails a crashed worker had delivered are marked sent", marked)

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import aiosmtplib
 
-from desk.config import SmtpSection
+from desk.config.settings import SmtpSection
 
 log = logging.getLogger("desk.outbound")
 

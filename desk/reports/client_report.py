@@ -11,9 +11,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.reports.hours import month_usage
-from desk.store.models import OPEN_STATUSES, Client, Estimate, Event, Feedback, Ticket, TimeEntry
+from desk.store.models import (
+    OPEN_STATUSES,
+    Client,
+    Estimate,
+    EstimateStatus,
+    Event,
+    Feedback,
+    Ticket,
+    TimeEntry,
+)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -96,7 +105,7 @@ def build_report(session: Session, settings: Settings, client: Client, period: P
     overall = session.scalar(select(func.avg(Feedback.rating))
                              .where(Feedback.client_id == client.id))
     approvals = session.scalars(select(Estimate).where(
-        Estimate.client_id == client.id, Estimate.status == "approved",
+        Estimate.client_id == client.id, Estimate.status == EstimateStatus.approved,
         Estimate.decided_at >= start, Estimate.decided_at < end)).all()
     zone = ZoneInfo(client.timezone or settings.desk.timezone)
 
@@ -112,7 +121,8 @@ def build_report(session: Session, settings: Settings, client: Client, period: P
         "period": {"kind": period.kind,
                    "from": start.astimezone(zone).date().isoformat(),
                    "to": (end - timedelta(seconds=1)).astimezone(zone).date().isoformat()},
-        "work_done": [row(t) | {"resolved": t.resolved_at.astimezone(zone).date().isoformat()}
+        "work_done": [row(t) | {"resolved": (t.resolved_at or end).astimezone(zone).date()
+                                .isoformat()}
                       for t in sorted(done, key=lambda t: t.resolved_at or end)],
         "hours": {
             "period": _hours(sum(spent.values())),

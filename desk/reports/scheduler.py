@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.inbox.message import Address
 from desk.outbound.mail import InlinePart, OutgoingMail
 from desk.outbound.messages import queue_mail, staff_address

@@ -43,7 +43,8 @@ def open_load(session: Session, staff_ids: Sequence[int] | None = None) -> dict[
         worked = worked.where(TicketWorker.staff_id.in_(staff_ids))
     load: dict[int, int] = {}
     for sid, n in [*session.execute(owned).all(), *session.execute(worked).all()]:
-        load[sid] = load.get(sid, 0) + n
+        if sid is not None:  # owners are filtered on NOT NULL; the type does not know
+            load[sid] = load.get(sid, 0) + n
     return load
 
 

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.sla.deadlines import recompute
 from desk.sla.schedule import schedule
-from desk.store.models import Estimate, Ticket
+from desk.store.models import Estimate, EstimateStatus, Ticket
 
 # Actions that happen once per deadline, remembered in ``ticket.clock_done``.
 ONCE_KINDS = ("warn", "breach", "eta_warning", "estimate_reminder")
@@ -26,7 +26,7 @@ def estimate_since(ticket: Ticket) -> datetime | None:
     if session is None or ticket.id is None or ticket.status != "awaiting_approval":
         return None  # a ticket not yet written has no estimates
     return session.scalar(select(Estimate.created_at).where(
-        Estimate.ticket_id == ticket.id, Estimate.status == "pending")
+        Estimate.ticket_id == ticket.id, Estimate.status == EstimateStatus.pending)
         .order_by(Estimate.id.desc()).limit(1))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.config.sla import CalendarSpec, Targets
 from desk.sla.calendar import BusinessCalendar, Duration
 from desk.store.models import Status, Ticket

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.sla.calendar import Duration
 from desk.sla.deadlines import PAUSED, calendar_for, targets_for
 from desk.sla.schedule import KIND_WORDS, schedule

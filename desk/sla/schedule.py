@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.sla.calendar import BusinessCalendar, Duration, parse_duration
 from desk.sla.deadlines import PAUSED, STOPPED, calendar_for, targets_for
 from desk.store.models import Status, Ticket

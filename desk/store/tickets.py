@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from desk.store.deferred import insert_later
-from desk.store.models import Event, EventKind, Participant, Ticket
+from desk.store.models import Event, EventKind, Participant, Ticket, table
 
-_EVENTS = Event.__table__  # the table itself, beneath the ORM
+_EVENTS = table(Event)  # the table itself, beneath the ORM
 
 
 def add_event(

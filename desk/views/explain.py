@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.inbox.message import Address, ParsedMessage
 from desk.store.models import Event, Outbox, Ticket
 from desk.work.pipeline import process

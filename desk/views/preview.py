@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.inbox.message import Address
 from desk.outbound.render import render
 from desk.sla.clock import refresh

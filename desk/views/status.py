@@ -8,9 +8,17 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.sla.report import sla_status
-from desk.store.models import MailboxState, Outbox, OutboxStatus, Quarantine, Ticket, Worker
+from desk.store.models import (
+    MailboxState,
+    Outbox,
+    OutboxStatus,
+    Quarantine,
+    QuarantineStatus,
+    Ticket,
+    Worker,
+)
 
 ALIVE_WITHIN = timedelta(seconds=90)  # three missed heartbeats
 
@@ -34,13 +42,12 @@ def desk_status(session: Session, settings: Settings, now: datetime) -> dict[str
         "at": now.isoformat(),
         "alive": any(w["alive"] for w in workers),
         "workers": workers,
-        "last_ingest": (last_ingest or last_message).isoformat()
-        if (last_ingest or last_message) else None,
+        "last_ingest": last.isoformat() if (last := last_ingest or last_message) else None,
         "outbox": {"pending": outbox.get("pending", 0), "held": outbox.get("held", 0),
                    "failed": outbox.get("failed", 0), "sent": outbox.get("sent", 0),
                    "oldest_pending": oldest.isoformat() if oldest else None},
         "quarantine": session.scalar(select(func.count()).select_from(Quarantine)
-                                     .where(Quarantine.status == "held")) or 0,
+                                     .where(Quarantine.status == QuarantineStatus.held)) or 0,
         "open_tickets": len(sla["tickets"]),
         "tickets_at_risk": at_risk,
         "tickets_breached": breached,

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from desk.config import Recommendation, Settings
+from desk.config.settings import Recommendation, Settings
 from desk.inbox.message import Address, ParsedMessage
 from desk.outbound.mail import OutgoingMail, Thread
 from desk.outbound.messages import queue_mail
@@ -19,7 +19,7 @@ from desk.routing.classify import Classification
 from desk.routing.subject import base_subject, tagged
 from desk.sla.deadlines import targets_for
 from desk.store.deferred import pending, query
-from desk.store.models import Outbox, Ticket
+from desk.store.models import Outbox, Ticket, table
 
 # Said about each tier when no tip from the phrase table fits.
 TIER_TIPS = {
@@ -34,7 +34,7 @@ TIER_TIPS = {
 _RECENT_ACKS = select(Outbox.subject).where(
     Outbox.recipient == bindparam("recipient"), Outbox.kind == "ack",
     Outbox.created_at >= bindparam("since")).limit(bindparam("cap"))
-_OUTBOX = Outbox.__table__  # pending acks of this transaction are counted from memory
+_OUTBOX = table(Outbox)  # pending acks of this transaction are counted from memory
 
 
 def rate_cap_reason(

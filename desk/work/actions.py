@@ -36,7 +36,7 @@ class Actor:
     def require(self, roles: tuple[str, ...], what: str) -> None:
         if self.staff is not None and self.staff.role not in roles:
             allowed = ", ".join(r.replace("_", " ") + "s" for r in roles)
-            raise Refused(f"{what} is for {allowed}; you are a {self.role.replace('_', ' ')}")
+            raise Refused(f"{what} is for {allowed}; you are a {self.staff.role.replace('_', ' ')}")
 
 
 def _staff(session: Session, email: str) -> Staff:

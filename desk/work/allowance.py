@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.outbound.mail import OutgoingMail
 from desk.outbound.messages import queue_mail, staff_address
 from desk.reports.hours import month_start, month_usage

@@ -14,12 +14,21 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.inbox.message import ParsedMessage
 from desk.inbox.quotes import reply_text
 from desk.routing.commands import parse_commands
 from desk.store.deferred import begin_savepoint
-from desk.store.models import Message, Outbox, OutboxStatus, Role, Staff, Status, Ticket
+from desk.store.models import (
+    EstimateStatus,
+    Message,
+    Outbox,
+    OutboxStatus,
+    Role,
+    Staff,
+    Status,
+    Ticket,
+)
 from desk.store.tickets import add_event
 from desk.work import notices
 from desk.work.actions import CLIENT_FACING, Actor, Refused, run_command
@@ -138,7 +147,7 @@ def _decide(session: Session, ticket: Ticket, actor: Actor, msg: ParsedMessage, 
         detail = f"{actor.label} signed off the costing: engineering work may start"
         if estimate is not None:
             # Agreed outside email (a call, a meeting): record it, with the AM's words.
-            estimate.status, estimate.decided_at = "approved", now
+            estimate.status, estimate.decided_at = EstimateStatus.approved, now
             estimate.decided_by = actor.label
             estimate.decision_words = reason or "approved by the account manager"
             detail += f" (estimate {estimate.id}, on the client's behalf: {reason or '-'})"

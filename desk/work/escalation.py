@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.outbound.mail import OutgoingMail
 from desk.outbound.messages import client_recipients, client_thread, queue_mail, staff_address
 from desk.routing.subject import tagged

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.inbox.message import ParsedMessage
 from desk.inbox.quotes import reply_text
 from desk.outbound.mail import OutgoingMail
@@ -32,6 +32,7 @@ from desk.sla.calendar import parse_duration
 from desk.store.directory import of_client
 from desk.store.models import (
     Estimate,
+    EstimateStatus,
     Message,
     Role,
     Staff,
@@ -100,7 +101,7 @@ def _hours(minutes: int) -> str:
 
 def pending_estimate(session: Session, ticket: Ticket) -> Estimate | None:
     return session.scalar(select(Estimate).where(
-        Estimate.ticket_id == ticket.id, Estimate.status == "pending")
+        Estimate.ticket_id == ticket.id, Estimate.status == EstimateStatus.pending)
         .order_by(Estimate.id.desc()).limit(1))
 
 
@@ -117,14 +118,15 @@ def create_estimate(session: Session, settings: Settings, ticket: Ticket, actor:
     description = "\n\n".join(part for part in (text, body.strip()) if part)
     if not description:
         raise Refused("say what the estimate covers: #estimate 3h £270 new team page")
-    superseded = session.execute(
+    superseded = cast("CursorResult[Any]", session.execute(
         update(Estimate).where(Estimate.ticket_id == ticket.id,
-                               Estimate.status.in_(("pending", "held")))
-        .values(status="superseded")).rowcount
+                               Estimate.status.in_((EstimateStatus.pending, EstimateStatus.held)))
+        .values(status=EstimateStatus.superseded))).rowcount
     held = staff.role == Role.junior_engineer
     estimate = Estimate(ticket_id=ticket.id, client_id=ticket.client_id, minutes=minutes,
                         cost=cost, text=description, author_staff_id=staff.id,
-                        status="held" if held else "pending", created_at=now)
+                        status=EstimateStatus.held if held else EstimateStatus.pending,
+                        created_at=now)
     session.add(estimate)
     session.flush()
     to, cc = client_recipients(session, ticket)
@@ -163,8 +165,8 @@ def _await(session: Session, ticket: Ticket, now: datetime, who: str) -> None:
 def release_held_estimate(session: Session, ticket: Ticket, outbox_id: int, now: datetime,
                           approver: str) -> None:
     estimate = session.scalar(select(Estimate).where(Estimate.outbox_id == outbox_id))
-    if estimate is not None and estimate.status == "held":
-        estimate.status = "pending"
+    if estimate is not None and estimate.status == EstimateStatus.held:
+        estimate.status = EstimateStatus.pending
         _await(session, ticket, now, approver)
 
 
@@ -214,7 +216,8 @@ def handle_decision(session: Session, settings: Settings, ticket: Ticket, msg: P
                   f"{ticket.client.name if ticket.client else 'the client'}'s people: "
                   "nothing changed", at=now, actor=sender)
         return False
-    estimate.status = "approved" if verdict == "approve" else "declined"
+    estimate.status = (EstimateStatus.approved if verdict == "approve"
+                       else EstimateStatus.declined)
     estimate.decided_at, estimate.decided_by = now, sender
     estimate.decision_words, estimate.decision_message_id = words, msg.message_id
     data = {"estimate_id": estimate.id, "words": words, "message_id": msg.message_id,

@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.config import Settings
-from desk.inbox.message import ParsedMessage
+from desk.config.settings import Settings
+from desk.inbox.message import Address, ParsedMessage
 from desk.inbox.quotes import reply_text
 from desk.outbound.mail import OutgoingMail
 from desk.outbound.messages import client_thread, queue_mail, staff_address
@@ -61,8 +61,7 @@ def request_feedback(session: Session, settings: Settings, ticket: Ticket,
                   "feedback", at=now)
 
 
-def _requester(ticket: Ticket):
-    from desk.inbox.message import Address
+def _requester(ticket: Ticket) -> Address:
 
     return Address(ticket.requester_name, ticket.requester_email)
 

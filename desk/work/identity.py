@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import authres
 
-from desk.config import SecuritySection
+from desk.config.settings import SecuritySection
 from desk.inbox.message import ParsedMessage
 
 

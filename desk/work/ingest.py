@@ -16,23 +16,23 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from desk.config import IntakeSection, Settings
+from desk.config.settings import IntakeSection, Settings
 from desk.inbox.intake import IngestResult, TransientError  # defined where sources see them
 from desk.inbox.message import ParsedMessage
 from desk.inbox.parse import ParseError, parse_message
 from desk.store.db import is_transient, transaction
 from desk.store.deferred import begin_savepoint, insert_later, query
 from desk.store.directory import forget_cached
-from desk.store.models import Message, Quarantine, RawMessage, Receipt
+from desk.store.models import Message, Quarantine, QuarantineStatus, RawMessage, Receipt, table
 from desk.work.pipeline import NO_SENDER, Unprocessable, process
 
 log = logging.getLogger("desk.inbox")
 
 
 # The raw bytes are written beneath the ORM: only their id is needed, never the object.
-_INSERT_RAW = RawMessage.__table__.insert().returning(RawMessage.__table__.c.id)
+_INSERT_RAW = table(RawMessage).insert().returning(table(RawMessage).c.id)
 _SEEN = select(Message.id).where(Message.dedupe_key == bindparam("key"))
-_RECEIPTS = Receipt.__table__
+_RECEIPTS = table(Receipt)
 
 
 def _receipt(session: Session, source_key: str, dedupe_key: str, outcome: str, now: datetime,
@@ -202,7 +202,7 @@ class Ingestor:
         """Run the pipeline again on a quarantined message (after a fix or a config change)."""
         with self.factory() as session:
             row = session.get(Quarantine, quarantine_id)
-            if row is None or row.status != "held":
+            if row is None or row.status != QuarantineStatus.held:
                 raise LookupError(f"no held quarantine entry {quarantine_id}")
             raw = row.raw
         cap = self.settings.intake.max_message_bytes
@@ -217,6 +217,6 @@ class Ingestor:
         with transaction(self.factory) as session:
             row = session.get(Quarantine, quarantine_id)
             assert row is not None
-            row.status = "retried"
+            row.status = QuarantineStatus.retried
             row.resolved_at = self.clock()
         return result

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.inbox.quotes import reply_text
 from desk.outbound.mail import OutgoingMail, Thread
 from desk.outbound.messages import (
@@ -205,7 +205,7 @@ def record_relay_message(session: Session, ticket: Ticket, held: Outbox, now: da
         in_reply_to=str(mail["In-Reply-To"] or "").strip("<>") or None,
         references=str(mail["References"] or "") or None, from_addr=held.mail_from,
         to_addrs=", ".join(held.rcpt_to), subject=held.subject, date=now,
-        body_text=body.get_content() if body is not None else "",  # type: ignore[union-attr]
+        body_text=body.get_content() if body is not None else "",
         source="outbox", created_at=now))
     ticket.message_count = (ticket.message_count or 0) + 1
     author = session.get(Staff, held.author_staff_id) if held.author_staff_id else None

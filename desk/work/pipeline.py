@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.inbox.message import Address, ParsedMessage
 from desk.inbox.screening import Blocker, screen
 from desk.routing.assign import Assignment, assign
@@ -32,7 +32,7 @@ from desk.routing.subject import base_subject
 from desk.sla.clock import refresh
 from desk.store.deferred import insert_later, insert_now
 from desk.store.directory import forget_cached, of_client
-from desk.store.models import Client, Contact, Message, Ticket, TicketWorker
+from desk.store.models import Client, Contact, Message, Ticket, TicketWorker, table
 from desk.store.tickets import add_event, add_participant
 from desk.work.acknowledge import queue_acknowledgement, rate_cap_reason
 from desk.work.conversation import handle_client_reply, handle_staff_reply
@@ -40,7 +40,7 @@ from desk.work.inbound import record_inbound
 from desk.work.notices import notify_staff
 from desk.work.which_ticket import ThreadMatch, which_ticket
 
-_TICKET_WORKERS = TicketWorker.__table__
+_TICKET_WORKERS = table(TicketWorker)
 
 
 NO_SENDER = "no usable From address: nobody to answer"
@@ -175,7 +175,7 @@ class MayAcknowledge(NewTicketStage):
         assert j.requester is not None
         # Asked before the ticket exists: the query then has nothing of this ticket to flush.
         j.no_ack = "; ".join(b.reason for b in j.blockers) if j.blockers else rate_cap_reason(
-            j.session, j.settings, j.requester.email, j.msg.subject, j.now)
+            j.session, j.settings, j.requester.email, j.msg.subject, j.now) or ""
 
 
 class Assign(NewTicketStage):

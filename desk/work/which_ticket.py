@@ -23,7 +23,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.inbox.message import ParsedMessage
 from desk.inbox.screening import is_bounce
 from desk.routing.subject import subject_refs

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from desk.config import Settings, parse_settings
+from desk.config.settings import Settings, parse_settings
 from desk.store.db import make_engine, session_factory, upgrade
 from desk.store.directory import ClientSpec, add_staff, upsert_client
 from tests.support import SECRET

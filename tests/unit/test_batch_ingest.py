@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from desk.config import load_settings
+from desk.config.settings import load_settings
 from desk.store.db import make_engine, session_factory
 from desk.store.models import utcnow
 from desk.work import pipeline

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from desk.config import ConfigError, load_settings
+from desk.config.settings import ConfigError, load_settings
 from tests.support import SECRET, toml
 
 GOOD = {

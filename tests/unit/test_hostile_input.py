@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from desk.config import Settings
+from desk.config.settings import Settings
 from desk.inbox.parse import ParseError, parse_message
 from desk.store.db import make_engine, session_factory, upgrade
 from desk.store.models import utcnow
@@ -76,7 +76,7 @@ def test_parsing_never_crashes(raw: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def ingestor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ingestor]:
-    from desk.config import parse_settings
+    from desk.config.settings import parse_settings
     from desk.store.directory import ClientSpec, add_staff, upsert_client
     from tests.support import SECRET
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from imapclient import IMAPClient
 
-from desk.config import MailboxSection
+from desk.config.settings import MailboxSection
 from desk.inbox.sources.imap.session import ConnectionErrors, ConnectionLost
 
 # RFC 2177 allows servers to drop IDLE after 30 min; re-issuing every 5 min also catches

@@ -9,7 +9,7 @@ import ssl
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from desk.config import MailboxSection
+from desk.config.settings import MailboxSection
 
 ConnectionErrors = (IMAPClientError, OSError, socket.error, ssl.SSLError, EOFError)
 

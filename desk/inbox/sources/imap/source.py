@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from desk.config import MailboxSection
+from desk.config.settings import MailboxSection
 from desk.inbox.intake import INGEST_BATCH, Ingest, IngestResult, OnIngested, TransientError, ignore
 from desk.inbox.sources import in_thread
 from desk.inbox.sources.imap.cursor import UidCursor
