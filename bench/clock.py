@@ -37,8 +37,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="desk-bench-clock-"))
     url = args.database_url or f"sqlite:///{root / 'desk.db'}"
     settings = parse_settings({
-        "desk": {"address": "support@agency.test", "secret": "bench-secret-0123456789",
-                 "database_url": url},
+        "desk": {"address": "support@agency.test",
+                 "secret": "bench-secret-0123456789-abcdefghijklmnop", "database_url": url},
         "mailbox": {"source": "maildir", "path": str(root / "in")},
         "smtp": {"transport": "maildir", "path": str(root / "out")},
         "reports": {"period": "none", "digest": False},

@@ -16,6 +16,12 @@ desk="$repo/.venv/bin/desk"
 rm -rf demo && mkdir -p demo && cp -r config demo/config
 cd demo
 export DESK_CONFIG=config/desk.toml
+# The config reads [desk] secret from $DESK_SECRET: a fresh one for this demo, kept in
+# desk.env (owner-only) so later commands in ./demo can load it.
+DESK_SECRET=$("$repo/.venv/bin/python" -c "import secrets; print(secrets.token_urlsafe(32))")
+export DESK_SECRET
+(umask 077 && printf 'export DESK_CONFIG=config/desk.toml\nexport DESK_SECRET=%s\n' \
+  "$DESK_SECRET" > desk.env)
 
 "$desk" init
 "$desk" staff import config/staff.csv >/dev/null
@@ -57,5 +63,5 @@ print(m.get_body(("plain",)).get_content().rstrip())
 PY
 done
 echo
-echo "Try: cd demo && DESK_CONFIG=config/desk.toml ../.venv/bin/desk tickets show 1"
+echo "Try: cd demo && . ./desk.env && ../.venv/bin/desk tickets show 1"
 echo "     (also: sla status, sla explain 1, route --from you@example.com --subject 'Site down')"

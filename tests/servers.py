@@ -253,8 +253,14 @@ class Dovecot:
         users: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         *,
         idle_notify_interval: int = 10,
+        oauth2_introspection_url: str | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         """`users`: email -> password; defaults to DEFAULT_USERS.
+
+        `oauth2_introspection_url`: also accept XOAUTH2/OAUTHBEARER logins whose token
+        that RFC 7662 endpoint (TokenServer) calls active for the user. `tls`: (certificate,
+        key) files; IMAPS listens on `imaps_port` besides the plaintext `imap_port`.
 
         `idle_notify_interval` (seconds): how often Dovecot sends `* OK Still here` during
         IDLE; small so keep-alive handling gets exercised within a test's lifetime.
@@ -262,6 +268,9 @@ class Dovecot:
         pairs = (users.items() if isinstance(users, Mapping) else users) if users else None
         self.users: dict[str, str] = dict(pairs) if pairs is not None else dict(DEFAULT_USERS)
         self.idle_notify_interval = idle_notify_interval
+        self.oauth2_introspection_url = oauth2_introspection_url
+        self.tls = tls
+        self.imaps_port: int | None = None
         self._users_mtime = 0
         self.root: Path | None = None
         self.imap_port: int | None = None
@@ -349,6 +358,8 @@ class Dovecot:
         for attempt in range(5):
             if pick:
                 self.imap_port, self.lmtp_port = free_port(), free_port()
+                if self.tls:
+                    self.imaps_port = free_port()
             self._write_config(mail.pw_uid, mail.pw_gid)
             try:
                 self._spawn(binary)
@@ -363,8 +374,38 @@ class Dovecot:
         _track(self)
         return self
 
+    def _extra_config(self) -> tuple[str, str, str]:
+        """(mechanisms, settings, listeners) for OAuth2 and TLS; empty when neither."""
+        mechanisms, settings, imaps = "", "", "0"
+        if self.oauth2_introspection_url:
+            mechanisms = " xoauth2 oauthbearer"
+            ext = self._root / "dovecot-oauth2.conf.ext"
+            ext.write_text(f"""\
+introspection_mode = post
+introspection_url = {self.oauth2_introspection_url}
+username_attribute = username
+active_attribute = active
+active_value = true
+""")
+            ext.chmod(0o644)
+            settings += f"""
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {ext}
+}}
+"""
+        if self.tls:
+            settings += f"""
+ssl_cert = <{self.tls[0]}
+ssl_key = <{self.tls[1]}
+"""
+            imaps = f"{self.imaps_port}\n    address = 127.0.0.1"
+        return mechanisms, settings, imaps
+
     def _write_config(self, uid: int, gid: int) -> None:
         root = self._root
+        mechanisms, extra, imaps = self._extra_config()
         self.conf_path.write_text(f"""\
 # standalone test instance: does NOT read /etc/dovecot
 instance_name = desk-test-{self.imap_port}
@@ -374,9 +415,9 @@ log_path = {root}/dovecot.log
 info_log_path = {root}/dovecot.log
 protocols = imap lmtp
 listen = 127.0.0.1
-ssl = no
+ssl = {"yes" if self.tls else "no"}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{mechanisms}
 login_trusted_networks = 127.0.0.0/8
 # tests log in with wrong passwords on purpose: no failure delay (default 2 s) ...
 auth_failure_delay = 0
@@ -420,7 +461,7 @@ service imap-login {{
     port = {self.imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    port = {imaps}
   }}
 }}
 service lmtp {{
@@ -444,7 +485,7 @@ protocol imap {{
 protocol lmtp {{
   postmaster_address = postmaster@agency.test
 }}
-""")
+{extra}""")
 
     def _spawn(self, binary: str) -> None:
         assert self.imap_port is not None and self.lmtp_port is not None
@@ -699,14 +740,21 @@ class SmtpCapture:
         *,
         fail_mode: str | None = None,
         auth: tuple[str, str] | None = None,
+        oauth2_introspection_url: str | None = None,
+        mechanisms: tuple[str, ...] = ("XOAUTH2", "OAUTHBEARER"),
     ) -> SmtpCapture:
         """Start on a kernel-chosen port. `auth=(user, password)` makes AUTH PLAIN/LOGIN
-        (without TLS) mandatory, for exercising a client's login path."""
+        (without TLS) mandatory, for exercising a client's login path.
+        `oauth2_introspection_url` makes AUTH mandatory with `mechanisms` (XOAUTH2,
+        OAUTHBEARER) instead, the token checked at that RFC 7662 endpoint (TokenServer)."""
         if self.running:
             raise RuntimeError("SmtpCapture is already running")
         self.root = Path(root) if root is not None else _scratch_root("desk-smtp-")
         self.messages_dir.mkdir(parents=True, exist_ok=True)
         self.auth = auth
+        self.oauth2: dict[str, Any] | None = (
+            {"introspect": oauth2_introspection_url, "mechanisms": list(mechanisms)}
+            if oauth2_introspection_url else None)
         self.set_mode(fail_mode)
         # Port 0: the child binds and reports the port, so there is no pick-then-bind race.
         self._spawn(0)
@@ -722,7 +770,8 @@ class SmtpCapture:
     def _spawn(self, port: int) -> None:
         ready = self._root / "ready.json"
         ready.unlink(missing_ok=True)
-        (self._root / "auth.json").write_text(json.dumps(self.auth))
+        (self._root / "auth.json").write_text(json.dumps(getattr(self, "oauth2", None)
+                                                         or self.auth))
         with self.log_path.open("ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, __file__, "smtp-capture", str(self._root), self.host, str(port)],
@@ -842,7 +891,48 @@ def _smtp_capture_main(root: Path, host: str, port: int) -> None:
         ok = [data.login.decode(), data.password.decode()] == auth_cfg
         return AuthResult(success=ok, handled=False)
 
+    class OAuth2Handler(Handler):
+        """AUTH XOAUTH2 / OAUTHBEARER, the token asked about at the introspection URL."""
+
+        async def _bearer(self, server: SMTP, args: list[str]) -> AuthResult:
+            import base64
+            import urllib.parse
+            import urllib.request
+
+            blob = args[1] if len(args) > 1 else ""
+            if not blob:
+                blob = (await server.challenge_auth("", encode_to_b64=False)).decode()
+            fields = dict(part.split("=", 1) for part in
+                          base64.b64decode(blob).decode().split("\1") if "=" in part)
+            head = base64.b64decode(blob).decode().split("\1")[0]
+            user = fields.get("user") or head.partition("a=")[2].rstrip(",")
+            token = fields.get("auth", "").removeprefix("Bearer ")
+            request = urllib.request.Request(
+                auth_cfg["introspect"], data=urllib.parse.urlencode({"token": token}).encode())
+            with urllib.request.urlopen(request, timeout=5) as response:
+                answer = json.loads(response.read())
+            ok = bool(answer.get("active")) and answer.get("username") == user
+            return AuthResult(success=ok, handled=False, auth_data=user)
+
+        async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+            return await self._bearer(server, args)
+
+        async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
+            return await self._bearer(server, args)
+
     def factory() -> SMTP:
+        if isinstance(auth_cfg, dict):
+            offered = set(auth_cfg["mechanisms"])
+            return SMTP(
+                OAuth2Handler(),
+                enable_SMTPUTF8=True,
+                hostname="sink.test",
+                authenticator=lambda *a: AuthResult(success=False, handled=False),
+                auth_required=True,
+                auth_require_tls=False,
+                auth_exclude_mechanism=[m for m in ("LOGIN", "PLAIN", "XOAUTH2", "OAUTHBEARER")
+                                        if m not in offered],
+            )
         if auth_cfg:
             return SMTP(
                 Handler(),
@@ -874,6 +964,255 @@ def _smtp_capture_main(root: Path, host: str, port: int) -> None:
         server.close()
 
     asyncio.run(serve())
+
+
+# --------------------------------------------------------------------------- OAuth2
+
+
+class TokenServer:
+    """An RFC 6749 token endpoint and an RFC 7662 introspection endpoint, in-process.
+
+    Two listeners on loopback so the token endpoint can go down while introspection (what
+    Dovecot and the SMTP sink ask) keeps answering, as with a real IdP outage and resource
+    servers that still know the tokens they saw. The token endpoint serves
+    client_credentials, refresh_token and the JWT-bearer grant of Google service accounts
+    (the assertion's signature is not checked), and an OpenID discovery document under any
+    path so msal accepts ``https://HOST:PORT/<tenant>`` as its authority (msal needs
+    https: pass ``tls=(cert, key)``).
+    """
+
+    host: str = HOST
+
+    def __init__(self, *, lifetime: float = 3600.0, tls: tuple[Path, Path] | None = None
+                 ) -> None:
+        # client_id -> (secret, the mailbox its tokens are good for)
+        self.clients: dict[str, tuple[str, str]] = {}
+        self.refresh_tokens: dict[str, str] = {}  # refresh token -> client_id
+        self.service_accounts: dict[str, str] = {}  # client_email -> client_id
+        self.lifetime = lifetime
+        self.tls = tls
+        self.issued: dict[str, tuple[str, float]] = {}  # token -> (user, expires, monotonic)
+        self.requests: list[dict[str, str]] = []  # every token request's form
+        self.token_port: int | None = None
+        self.introspect_port: int | None = None
+        self._servers: dict[str, Any] = {}
+        self._counter = 0
+
+    def add_client(self, client_id: str, secret: str, user: str) -> None:
+        self.clients[client_id] = (secret, user)
+
+    @property
+    def base_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.token_port}"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}/token"
+
+    @property
+    def introspection_url(self) -> str:
+        return f"http://{self.host}:{self.introspect_port}/introspect"
+
+    def revoke_tokens(self) -> None:
+        """Every access token handed out so far stops working (expired, revoked)."""
+        self.issued.clear()
+
+    def start(self) -> TokenServer:
+        self._serve("introspect")
+        self._serve("token")
+        _track(self)
+        return self
+
+    def stop_token_endpoint(self) -> None:
+        """The token endpoint refuses connections until start_token_endpoint()."""
+        server = self._servers.pop("token", None)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def start_token_endpoint(self) -> None:
+        if "token" not in self._servers:
+            self._serve("token")
+
+    def stop(self) -> None:
+        _untrack(self)
+        self.stop_token_endpoint()
+        server = self._servers.pop("introspect", None)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    # -- the endpoints ---------------------------------------------------------------
+    def _issue(self, client_id: str, *, refresh: bool = False) -> tuple[int, dict[str, Any]]:
+        self._counter += 1
+        token = f"at-{client_id}-{self._counter}-{os.urandom(6).hex()}"
+        self.issued[token] = (self.clients[client_id][1], time.monotonic() + self.lifetime)
+        body: dict[str, Any] = {"access_token": token, "token_type": "Bearer",
+                                "expires_in": int(self.lifetime)}
+        return 200, body
+
+    def handle_token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        self.requests.append(form)
+        grant = form.get("grant_type")
+        if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            import base64
+
+            payload = form.get("assertion", "..").split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            client_id = self.service_accounts.get(claims.get("iss", ""))
+            if client_id is None:
+                return 400, {"error": "invalid_grant", "error_description": "unknown account"}
+            return self._issue(client_id)
+        client_id = form.get("client_id", "")
+        known = self.clients.get(client_id)
+        if grant == "refresh_token":
+            if self.refresh_tokens.get(form.get("refresh_token", "")) != client_id:
+                return 400, {"error": "invalid_grant",
+                             "error_description": "refresh token revoked or unknown"}
+            if known is None or ("client_secret" in form
+                                 and form["client_secret"] != known[0]):
+                return 401, {"error": "invalid_client", "error_description": "bad client"}
+            return self._issue(client_id)
+        if grant != "client_credentials":
+            return 400, {"error": "unsupported_grant_type", "error_description": str(grant)}
+        if known is None or form.get("client_secret") != known[0]:
+            return 401, {"error": "invalid_client",
+                         "error_description": "AADSTS7000215: Invalid client secret provided."}
+        return self._issue(client_id)
+
+    def handle_introspect(self, form: dict[str, str]) -> dict[str, Any]:
+        found = self.issued.get(form.get("token", ""))
+        if found is None or found[1] < time.monotonic():
+            return {"active": False}
+        return {"active": True, "username": found[0], "scope": "mail"}
+
+    def _serve(self, which: str) -> None:
+        import ssl
+        import threading
+        import urllib.parse
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _answer(self, code: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if which == "token" and self.path.endswith("/.well-known/openid-configuration"):
+                    tenant = self.path.strip("/").split("/")[0]
+                    base = f"{owner.base_url}/{tenant}"
+                    self._answer(200, {
+                        "token_endpoint": f"{base}/oauth2/v2.0/token",
+                        "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                        "issuer": f"{base}/v2.0"})
+                else:
+                    self._answer(404, {"error": "not_found"})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+                if which == "introspect":
+                    self._answer(200, owner.handle_introspect(form))
+                elif self.path.endswith("/token"):
+                    self._answer(*owner.handle_token(form))
+                else:
+                    self._answer(404, {"error": "not_found"})
+
+        port = getattr(self, f"{which}_port") or 0
+        server = ThreadingHTTPServer((self.host, port), Handler)
+        server.daemon_threads = True
+        if which == "token" and self.tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(self.tls[0]), str(self.tls[1]))
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        setattr(self, f"{which}_port", server.server_address[1])
+        threading.Thread(target=server.serve_forever, name=f"token-server-{which}",
+                         daemon=True).start()
+        self._servers[which] = server
+
+
+class ThrowawayCa:
+    """A certificate authority made for one test run, and server certificates it signs."""
+
+    def __init__(self, root: Path, name: str = "desk test CA") -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = datetime.now(UTC)
+        self._name = subject
+        self._cert = (
+            x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(self._key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True,
+                                         crl_sign=True, content_commitment=False,
+                                         key_encipherment=False, data_encipherment=False,
+                                         key_agreement=False, encipher_only=False,
+                                         decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()),
+                           critical=False)
+            .sign(self._key, hashes.SHA256()))
+        self.cert_path = root / "ca.pem"
+        self.cert_path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
+        self.cert_path.chmod(0o644)
+
+    def issue(self, name: str, hosts: Iterable[str]) -> tuple[Path, Path]:
+        """(certificate, key) files for a server known by ``hosts`` (names or IPs)."""
+        import ipaddress
+        from datetime import UTC, datetime, timedelta
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        alt: list[x509.GeneralName] = []
+        for host in hosts:
+            try:
+                alt.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                alt.append(x509.DNSName(host))
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(self._name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=7))
+            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                self._key.public_key()), critical=False)
+            .sign(self._key, hashes.SHA256()))
+        cert_path, key_path = self.root / f"{name}.pem", self.root / f"{name}.key"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        # Dovecot's master reads them as root; the login processes get them from it.
+        cert_path.chmod(0o644)
+        key_path.chmod(0o600)
+        return cert_path, key_path
 
 
 # --------------------------------------------------------------------------- PostgreSQL

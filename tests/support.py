@@ -24,7 +24,9 @@ from desk.store.db import make_engine, session_factory
 
 REPO = Path(__file__).resolve().parents[1]
 DESK = [sys.executable, "-m", "desk"]
-SECRET = "test-secret-0123456789abcdef"
+# Long enough for desk to accept ([desk] secret needs 32 characters), and distinctive: the
+# leak test (tests/integration/test_no_secrets_shown.py) looks for it in every output.
+SECRET = "test-secret-0123456789abcdef-ghijklmnopqrstuv"
 
 
 def toml_value(value: Any) -> str:
@@ -74,6 +76,9 @@ class DeskEnv:
         # Scheduled reports and digests are their own concern (tests/integration/
         # test_reporting.py turns them on): elsewhere they would only add mail to count.
         sections["reports"] = {"period": "none", "digest": False}
+        # As README asks of an agency: desk trusts what its own receiving server says
+        # (tests write that server's header with ``TRUSTED_AUTH``).
+        sections["security"] = {"trusted_authserv_id": "mx.agency.test"}
         for name, body in (extra or {}).items():
             sections.setdefault(name, {}).update(body)
         self.config = root / "desk.toml"
@@ -253,6 +258,9 @@ def reply_to(original: EmailMessage, *, sender: str, body: str, to: str | None =
 
 
 SUPPORT_USER = "support@agency.test"
+# The Authentication-Results header the agency's receiving server adds to a staff
+# member's genuine mail (DeskEnv trusts the authserv-id mx.agency.test).
+TRUSTED_AUTH = "mx.agency.test; dkim=pass header.d=agency.test header.s=mail"
 
 
 def imap_mailbox(dovecot: Any, **extra: Any) -> dict[str, Any]:

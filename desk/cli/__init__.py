@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import click
 
-from desk.cli import directory, operations, preview, quarantine, reports, tickets
-from desk.cli.common import Ctx
+from desk.cli import (
+    checkmail,
+    directory,
+    operations,
+    preview,
+    privacy,
+    quarantine,
+    reports,
+    tickets,
+)
+from desk.cli.common import Ctx, DeskGroup
+from desk.logs import mask_uncaught
 
 
-@click.group()
+@click.group(cls=DeskGroup)
 @click.option("--config", "config", envvar="DESK_CONFIG", metavar="PATH",
               help="Configuration file (default: $DESK_CONFIG, else config/desk.toml).")
 @click.option("--now", "fixed_now", metavar="ISO-TIME",
@@ -16,13 +26,15 @@ from desk.cli.common import Ctx
 @click.pass_context
 def main(ctx: click.Context, config: str | None, fixed_now: str | None) -> None:
     """desk: an email-driven support desk."""
+    mask_uncaught()
     ctx.obj = Ctx(config, fixed_now)
     ctx.call_on_close(ctx.obj.close)
 
 
 # Registered here rather than with @main.command in the submodules: they would have to
 # import this package for `main`, an import cycle.
-for _module in (operations, directory, tickets, preview, reports, quarantine):
+for _module in (operations, directory, tickets, preview, reports, quarantine, privacy,
+                checkmail):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

@@ -202,4 +202,23 @@ def staff_away(c: Ctx, email: str, start: Any, until: Any, clear: bool) -> None:
         fail(str(exc), code=2)
 
 
+@staff.command("forward-address")
+@click.argument("email")
+@pass_ctx
+def staff_forward_address(c: Ctx, email: str) -> None:
+    """Print a staff member's own address for forwarding a client's mail to the desk.
+
+    A forward sent there opens the ticket in the client's name; one sent to the plain
+    support address needs the agency's mail server to vouch for the sender (README,
+    Security model). Keep it like a password: it proves who forwarded."""
+    from desk.work.identity import forwarding_address
+
+    with c.session() as s:
+        person = s.scalar(select(Staff).where(Staff.email == email.strip().lower(),
+                                              Staff.active.is_(True)))
+        if person is None:
+            fail(f"no active staff member {email}")
+        click.echo(forwarding_address(c.settings, person.id))
+
+
 COMMANDS: tuple[click.Command, ...] = (client, staff)

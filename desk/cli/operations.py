@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from datetime import datetime
 
 import click
 from sqlalchemy import select
 
-from desk.cli.common import Ctx, emit_json, fail, parse_now, pass_ctx
+from desk.cli.common import Ctx, emit_json, fail, one_line, parse_now, pass_ctx
+from desk.logs import setup_logging
 from desk.store.db import upgrade
 from desk.store.models import utcnow
 from desk.store.tickets import get_ticket
-
-
-def setup_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler()
-    if fmt == "json":
-        from desk.logs import JsonFormatter
-
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # Schema checks at start are routine, not news.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @click.command()
@@ -38,8 +23,8 @@ def init(c: Ctx) -> None:
     try:
         revision = upgrade(c.engine)
     except Exception as exc:
-        fail(f"cannot prepare the database {c.settings.database_url}: {exc}")
-    click.echo(f"database ready at revision {revision}: {c.engine.url.render_as_string()}")
+        fail(f"cannot prepare the database {c.database_shown()}: {one_line(exc)}")
+    click.echo(f"database ready at revision {revision}: {c.database_shown()}")
 
 
 @click.command("check-config")
@@ -49,7 +34,7 @@ def check_config(c: Ctx) -> None:
     s = c.settings
     intake = s.mailbox.source if s.mailbox else "lmtp"
     click.echo(f"configuration OK: {s.desk.address}, {intake} intake, "
-               f"{s.smtp.transport} delivery, database {s.database_url}")
+               f"{s.smtp.transport} delivery, database {c.database_shown()}")
 
 
 @click.command()
@@ -112,6 +97,8 @@ def status_cmd(c: Ctx, as_json: bool) -> None:
         click.echo(f"tickets: {data['open_tickets']} open, "
                    f"{len(data['tickets_at_risk'])} at risk, "
                    f"{len(data['tickets_breached'])} breached")
+        click.echo(f"raw mail: oldest kept {(data['oldest_raw_mail'] or 'none')[:10]} "
+                   f"(pruned {data['raw_mail_days']} days after its ticket closed)")
     sys.exit(0 if data["alive"] else 1)
 
 

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy import select
 
 from desk.cli.common import Ctx, emit_json, fail, pass_ctx
+from desk.inbox.intake import IngestResult
+from desk.logs import mask_secrets
 from desk.store.db import session_factory
 from desk.store.models import Quarantine, QuarantineStatus
 from desk.views.tickets import quarantine_dict
+
+if TYPE_CHECKING:
+    from desk.work.ingest import Ingestor
+
+
+def _masked(entry: dict[str, Any]) -> dict[str, Any]:
+    # Reasons and tracebacks quote errors, and errors may quote a database URL. The raw
+    # message is left as received.
+    for key in ("reason", "detail"):
+        if key in entry:
+            entry[key] = mask_secrets(entry[key])
+    return entry
 
 
 @click.group()
@@ -28,7 +43,7 @@ def quarantine_list(c: Ctx, show_all: bool, as_json: bool) -> None:
         q = select(Quarantine).order_by(Quarantine.id)
         if not show_all:
             q = q.where(Quarantine.status == QuarantineStatus.held)
-        rows = [quarantine_dict(x) for x in s.scalars(q)]
+        rows = [_masked(quarantine_dict(x)) for x in s.scalars(q)]
     if as_json:
         emit_json(rows)
         return
@@ -50,7 +65,7 @@ def quarantine_show(c: Ctx, qid: int, as_json: bool, raw: bool) -> None:
         row = s.get(Quarantine, qid)
         if row is None:
             fail(f"no quarantine entry {qid}")
-        data = quarantine_dict(row, with_raw=True)
+        data = _masked(quarantine_dict(row, with_raw=True))
         raw_bytes = row.raw
     if raw:
         sys.stdout.buffer.write(raw_bytes)
@@ -68,13 +83,18 @@ def quarantine_show(c: Ctx, qid: int, as_json: bool, raw: bool) -> None:
 @click.argument("qid", type=int)
 @pass_ctx
 def quarantine_retry(c: Ctx, qid: int) -> None:
-    """Run the pipeline again on a quarantined message."""
+    """Run the pipeline again on a quarantined message (one left on the IMAP server as too
+    big is fetched from there first, and marked processed there after)."""
     from desk.work.ingest import Ingestor
     from desk.work.pipeline import Unprocessable
 
     ingestor = Ingestor(session_factory(c.engine), c.settings, c.now)
     try:
-        result = ingestor.retry_quarantined(qid)
+        at_source = ingestor.left_at_source(qid)
+        if at_source is None:
+            result = ingestor.retry_quarantined(qid)
+        else:
+            result = _retry_from_source(c, ingestor, qid, at_source)
     except LookupError as exc:
         fail(str(exc))
     except Unprocessable as exc:
@@ -83,6 +103,28 @@ def quarantine_retry(c: Ctx, qid: int) -> None:
         fail(f"still cannot process {qid}: {type(exc).__name__}: {exc}")
     where = f"ticket #{result.ticket_id}" if result.ticket_id else result.outcome
     click.echo(f"quarantine {qid} processed: {where} (run `desk run --once` to send replies)")
+
+
+def _retry_from_source(c: Ctx, ingestor: Ingestor, qid: int, source_key: str
+                       ) -> IngestResult:
+    from desk.inbox.sources.imap.refetch import NotFetched, refetch
+
+    mailbox = c.settings.mailbox
+    if mailbox is None or mailbox.source != "imap":
+        fail(f"quarantine {qid} holds only the headers of a message left on an IMAP server "
+             f"({source_key}), and [mailbox] is not that server now")
+    try:
+        with refetch(mailbox, source_key, max_bytes=ingestor.max_message_bytes) as fetched:
+            result = ingestor.retry_quarantined(qid, raw=fetched.raw)
+            try:
+                fetched.acknowledge()
+            except Exception as exc:  # recorded all the same: only the flag is missing
+                click.echo(f"desk: warning: quarantine {qid} is processed but could not be "
+                           f"marked processed on the server: {mask_secrets(str(exc))}",
+                           err=True)
+    except NotFetched as exc:
+        fail(f"cannot retry quarantine {qid}: {exc}")
+    return result
 
 
 @quarantine.command("drop")

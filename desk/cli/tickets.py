@@ -1,6 +1,10 @@
-"""Looking at and changing tickets: `tickets` (list, show, set) and `approve`."""
+"""Looking at and changing tickets: `tickets` (list, show, attachment, set, confirm) and
+`approve`."""
 
 from __future__ import annotations
+
+import os
+import sys
 
 import click
 from sqlalchemy import select
@@ -64,11 +68,42 @@ def tickets_show(c: Ctx, ref: str, as_json: bool) -> None:
         for line in (m["body_text"] or "").strip().splitlines()[:12]:
             click.echo(f"       | {line}")
         for a in m["attachments"]:
-            click.echo(f"       [attachment] {a['filename'] or '(unnamed)'} {a['content_type']} "
-                       f"{a['size']} bytes{' - ' + a['note'] if a['note'] else ''}")
+            how = " inline" if a["inline"] else ""
+            kept = "" if a["kept"] else f" - not kept: {a['note'] or 'metadata only'}"
+            click.echo(f"       [attachment {a['index']}{how}] {a['name'] or '(unnamed)'} "
+                       f"{a['type']} {a['size']} bytes{kept}")
     click.echo("\nEvents (why):")
     for e in data["events"]:
         click.echo(f"  {e['at']} {e['kind']:<16} {e['detail']}")
+
+
+@tickets.command("attachment")
+@click.argument("ref")
+@click.argument("number", type=int)
+@click.option("--out", "out", required=True, metavar="FILE",
+              help="Where to write it (`-`: standard output).")
+@pass_ctx
+def tickets_attachment(c: Ctx, ref: str, number: int, out: str) -> None:
+    """Write attachment NUMBER of a ticket (as `tickets show` numbers them) to a file."""
+    from desk.views.tickets import NoAttachment, ticket_attachment
+
+    with c.session() as s:
+        t = get_ticket(s, ref)
+        if t is None:
+            fail(f"no ticket {ref}")
+        try:
+            att, data = ticket_attachment(s, t, number)
+        except NoAttachment as exc:
+            fail(str(exc))
+        name = att.filename
+    if out == "-":
+        sys.stdout.buffer.write(data)
+        return
+    # Clients' files are personal data: readable by their owner only, like privacy exports.
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    click.echo(f"wrote {name or 'attachment ' + str(number)} ({len(data)} bytes) to {out}")
 
 
 @tickets.command("set")
@@ -104,6 +139,35 @@ def tickets_set(c: Ctx, ref: str, status: str | None, priority: str | None,
         s.flush()
         notify_new_people(s, c.settings, t, before, None, now)
         after_changes(s, c.settings, t, status_before, False, now)
+
+
+@tickets.command("confirm")
+@click.argument("ref")
+@click.option("--by", "confirmer", metavar="EMAIL",
+              help="Record who checked it with the client (staff address).")
+@pass_ctx
+def tickets_confirm(c: Ctx, ref: str, confirmer: str | None) -> None:
+    """Apply a client's unconfirmed estimate decision, after checking it with them."""
+    from desk.sla.clock import refresh
+    from desk.work.actions import Actor, Refused
+    from desk.work.estimates import confirm_decision
+
+    now = c.now()
+    with c.session() as s:
+        t = get_ticket(s, ref)
+        if t is None:
+            fail(f"no ticket {ref}")
+        person = s.scalar(select(Staff).where(Staff.email == confirmer.lower())) \
+            if confirmer else None
+        if confirmer and person is None:
+            fail(f"{confirmer} is not on the staff list", code=2)
+        actor = Actor(person, person.email if person else "admin (CLI)")
+        try:
+            click.echo(confirm_decision(s, c.settings, t, actor, now))
+        except Refused as exc:
+            fail(str(exc), code=2)
+        refresh(t, c.settings, now)
+    click.echo("the owner hears of it with the next delivery round (`desk run` sends it at once)")
 
 
 @click.command()

@@ -18,11 +18,19 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from desk.config.oauth2 import IMAP_DEFAULTS, SMTP_DEFAULTS, Oauth2Section
 from desk.config.routing import DEFAULT_RULES, Rule, validate_order
+from desk.config.secret_checks import (
+    MAKE_ONE,
+    MIN_PREVIOUS_SECRET_LENGTH,
+    check_secret,
+    take_from_environment,
+)
 from desk.config.sla import SlaSection
 from desk.config.urgent_phrases import DEFAULT_URGENT_PHRASES
 
@@ -73,10 +81,19 @@ class DeskSection(_Section):
     address: str
     name: str = "Support"
     timezone: str = "UTC"
-    database_url: str = "sqlite:///var/desk.db"
+    # The URL carries the database password: database_url_env names an environment
+    # variable holding the whole URL instead. Shown anywhere, the password is masked.
+    database_url: str = Field(default="sqlite:///var/desk.db", repr=False)
+    database_url_env: str | None = None
     # SQLite only: how long a writer waits for a lock before the message is deferred.
     busy_timeout_seconds: float = Field(default=30.0, gt=0)
-    secret: str = Field(min_length=16)
+    # Declared before ``secret``: its check says where a bad value came from.
+    secret_env: str | None = None
+    secret: str = Field(repr=False)
+    # Secrets used before the current one: reply addresses signed with them still thread
+    # mail into its ticket (and still prove who wrote), so a rotation breaks no thread.
+    # New mail is signed with ``secret`` only. Drop an old one after a few months.
+    previous_secrets: list[str] = Field(default_factory=list, repr=False)
     # Where tickets with no known client go: an account manager's address.
     triage: str | None = None
 
@@ -93,9 +110,39 @@ class DeskSection(_Section):
 
     _tz = field_validator("timezone")(lambda cls, v: _check_timezone(v))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data  # not a table: the field checks say so
+        data = dict(data)
+        take_from_environment(data, "secret", required=True,
+                              hint=f" (it signs reply addresses). Make one with: {MAKE_ONE}")
+        take_from_environment(data, "database_url")
+        return data
+
+    @field_validator("secret")
+    @classmethod
+    def _strong_secret(cls, value: str, info: ValidationInfo) -> str:
+        env_name = info.data.get("secret_env")
+        return check_secret(value, f"${env_name} (from secret_env)" if env_name else "it")
+
+    @field_validator("previous_secrets")
+    @classmethod
+    def _strong_previous(cls, values: list[str]) -> list[str]:
+        for n, value in enumerate(values):
+            check_secret(value, f"entry {n}", minimum=MIN_PREVIOUS_SECRET_LENGTH,
+                         advice="Remove it: mail signed with it cannot be trusted.")
+        return values
+
     @property
     def domain(self) -> str:
         return self.address.rpartition("@")[2]
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret a reply address may be signed with, the current one first."""
+        return (self.secret, *self.previous_secrets)
 
     @property
     def local_part(self) -> str:
@@ -108,8 +155,14 @@ class MailboxSection(_Section):
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
     tls: bool = True
+    # Certificates are always checked; this trusts a private CA in addition to the system's.
+    ca_file: str | None = None
+    # "oauth2": log in with a token from [oauth2] (AUTHENTICATE XOAUTH2), no password.
+    auth: Literal["password", "oauth2"] = "password"
+    # Not a key of its own: Settings copies [oauth2] here when auth = "oauth2".
+    oauth2: Oauth2Section | None = Field(default=None, exclude=True, repr=False)
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(default=None, repr=False)
     password_env: str | None = None
     folder: str = "INBOX"
     processed_folder: str | None = None
@@ -124,7 +177,7 @@ class MailboxSection(_Section):
             missing = [k for k in ("host", "username") if not getattr(self, k)]
             if missing:
                 raise ValueError(f"source = 'imap' needs {', '.join(missing)}")
-            if not (self.password or self.password_env):
+            if self.auth == "password" and not (self.password or self.password_env):
                 raise ValueError("source = 'imap' needs password or password_env")
         elif not self.path:
             raise ValueError("source = 'maildir' needs path")
@@ -143,8 +196,14 @@ class SmtpSection(_Section):
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
     security: Literal["none", "starttls", "tls"] = "starttls"
+    # Certificates are always checked; this trusts a private CA in addition to the system's.
+    ca_file: str | None = None
+    # "oauth2": AUTH XOAUTH2 (or OAUTHBEARER) with a token from [oauth2], no password.
+    auth: Literal["password", "oauth2"] = "password"
+    # Not a key of its own: Settings copies [oauth2] here when auth = "oauth2".
+    oauth2: Oauth2Section | None = Field(default=None, exclude=True, repr=False)
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(default=None, repr=False)
     password_env: str | None = None
     path: str | None = None
     timeout_seconds: float = Field(default=30.0, gt=0)
@@ -160,6 +219,8 @@ class SmtpSection(_Section):
             raise ValueError("transport = 'smtp' needs host")
         if self.transport == "maildir" and not self.path:
             raise ValueError("transport = 'maildir' needs path")
+        if self.transport == "smtp" and self.auth == "oauth2" and not self.username:
+            raise ValueError("auth = 'oauth2' needs username (the mailbox the token is for)")
         return self
 
     @property
@@ -199,6 +260,13 @@ class IntakeSection(_Section):
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
 
 
+class NoticesSection(_Section):
+    # The client's files travel with staff notices (and a staff reply's with the relay to
+    # the client) up to this many bytes per mail, all files together; the rest are listed
+    # with how to get them. Mail servers commonly refuse mail over 20-25 MB.
+    max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+
+
 class AckSection(_Section):
     """Acknowledgement rate caps (loop safety)."""
 
@@ -221,6 +289,14 @@ class ConversationSection(_Section):
     # A client reply to a resolved ticket reopens it within this many days; later (or
     # to a closed ticket) it opens a new ticket linked to the old one.
     reopen_days: int = Field(default=14, ge=0)
+
+
+class RetentionSection(_Section):
+    # Raw mail (the bytes as received, and the bytes we sent) of a ticket closed (or
+    # resolved) with nothing happening on it for this many days is pruned by the daemon;
+    # the parsed messages, events and reports stay. Personal data is kept no longer than
+    # the conversation can need it (UK GDPR / GDPR storage limitation).
+    raw_mail_days: int = Field(default=180, ge=1)
 
 
 class ChangeRequestSection(_Section):
@@ -270,17 +346,50 @@ class FeedbackSection(_Section):
     low_score: int = Field(default=6, ge=1, le=10)
 
 
+StaffProof = Literal["either", "authenticated", "reply_address"]
+
+
 class SecuritySection(_Section):
-    # Staff commands count only when the agency's own receiving server (named by its
-    # authserv-id) reports dkim=pass or spf=pass for the sender's domain.
+    # What proves that mail from a staff address was written by that staff member (and so
+    # may be relayed to a client, carry #commands, approve or open a ticket for a client):
+    #   reply_address  it was sent to the reply address desk gave that staff member for
+    #                  that ticket (every notice carries one), and its From is them;
+    #   authenticated  the agency's own receiving server vouches for it: the topmost
+    #                  Authentication-Results header with trusted_authserv_id (or
+    #                  Microsoft 365's, see receiving_server) shows dkim=pass aligned
+    #                  with the From domain, spf=pass for it, or dmarc=pass;
+    #   either         (default) one of the two.
+    staff_proof: StaffProof = "either"
+    # Kept from earlier versions: true means staff_proof = "authenticated".
     require_authenticated_staff: bool = False
     trusted_authserv_id: str | None = None
+    # "rfc8601": trust the topmost Authentication-Results header carrying
+    # trusted_authserv_id. "microsoft365": Exchange Online writes its header without an
+    # authserv-id; trust the topmost Authentication-Results header, which Exchange stamps
+    # on every message reaching the mailbox from outside the tenant.
+    receiving_server: Literal["rfc8601", "microsoft365"] = "rfc8601"
+    # Mail desk sends to an address it has not verified (not staff, not a client's
+    # contact): at most this many per address per hour, so desk cannot be used to
+    # reflect mail at a third party.
+    unverified_mail_per_hour: int = Field(default=5, ge=1)
+
+    @property
+    def proof(self) -> StaffProof:
+        return "authenticated" if self.require_authenticated_staff else self.staff_proof
+
+    @property
+    def can_authenticate(self) -> bool:
+        return self.receiving_server == "microsoft365" or bool(self.trusted_authserv_id)
 
     @model_validator(mode="after")
     def _needs_id(self) -> SecuritySection:
-        if self.require_authenticated_staff and not self.trusted_authserv_id:
+        if self.require_authenticated_staff and not self.can_authenticate:
             raise ValueError("require_authenticated_staff = true needs trusted_authserv_id "
                              "(the authserv-id your receiving mail server writes)")
+        if self.staff_proof == "authenticated" and not self.can_authenticate:
+            raise ValueError('staff_proof = "authenticated" needs trusted_authserv_id (the '
+                             "authserv-id your receiving mail server writes) or "
+                             'receiving_server = "microsoft365"')
         return self
 
 
@@ -295,14 +404,18 @@ class Settings(_Section):
     # Optional when [intake.lmtp] is set: a mail server can push instead of us pulling.
     mailbox: MailboxSection | None = None
     smtp: SmtpSection
+    # Where tokens come from when [mailbox] or [smtp] has auth = "oauth2".
+    oauth2: Oauth2Section | None = None
     intake: IntakeSection = IntakeSection()
     acknowledgements: AckSection = AckSection()
+    notices: NoticesSection = NoticesSection()
     routing: RoutingSection = RoutingSection()
     conversation: ConversationSection = ConversationSection()
     sla: SlaSection = SlaSection()
     change_requests: ChangeRequestSection = ChangeRequestSection()
     reports: ReportsSection = ReportsSection()
     feedback: FeedbackSection = FeedbackSection()
+    retention: RetentionSection = RetentionSection()
     security: SecuritySection = SecuritySection()
     # Phrase -> tip table for the "Recommend" part of acknowledgements; first match wins.
     recommendations: list[Recommendation] = Field(
@@ -314,6 +427,43 @@ class Settings(_Section):
     def _some_intake(self) -> Settings:
         if self.mailbox is None and self.intake.lmtp is None:
             raise ValueError("mailbox: required unless [intake.lmtp] is configured")
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wire_oauth2(cls, data: Any) -> Any:
+        """Hand [oauth2] to the sections that log in with it; with a known provider they
+        may leave out host and port."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        oauth2 = data.get("oauth2")
+        provider = str(oauth2.get("provider")) if isinstance(oauth2, dict) else ""
+        sections: tuple[tuple[str, dict[str, tuple[Any, ...]]], ...] = (
+            ("mailbox", dict(IMAP_DEFAULTS)), ("smtp", dict(SMTP_DEFAULTS)))
+        for name, defaults in sections:
+            section = data.get(name)
+            if not isinstance(section, dict):
+                continue
+            if "oauth2" in section:
+                raise ValueError(f"{name}.oauth2: unknown key (the token settings live in "
+                                 "their own [oauth2] section)")
+            if section.get("auth") != "oauth2" or oauth2 is None:
+                continue
+            section = {**section, "oauth2": oauth2}
+            if provider in defaults and not section.get("host"):
+                host, port, *security = defaults[provider]
+                section = {"port": port, **({"security": security[0]} if security else {}),
+                           **section, "host": host}
+            data[name] = section
+        return data
+
+    @model_validator(mode="after")
+    def _oauth2_configured(self) -> Settings:
+        users = [name for name, section in (("mailbox", self.mailbox), ("smtp", self.smtp))
+                 if section is not None and section.auth == "oauth2" and not section.oauth2]
+        if users:
+            raise ValueError(f"{' and '.join(users)}: auth = 'oauth2' needs an [oauth2] section")
         return self
 
     @property
@@ -389,3 +539,14 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     return parse_settings(data, path.resolve().parent, str(path))
+
+
+def hide_secrets_of(settings: Settings) -> None:
+    """From here on no log line or error of this process shows these values."""
+    from desk.logs import hide
+    from desk.store.db import hide_url_password
+
+    hide(settings.desk.secret, *settings.desk.previous_secrets, settings.smtp.resolved_password())
+    if settings.mailbox is not None:
+        hide(settings.mailbox.resolved_password())
+    hide_url_password(settings.database_url)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from desk.inbox.intake import IngestResult, TransientError
 from desk.inbox.sources import Source, SourceBusy
 from desk.outbound.sender import SendReport
+from desk.periodic import headline
 from desk.work.escalation import ClockReport
 
 log = logging.getLogger("desk.daemon")
@@ -26,6 +27,7 @@ class RunSummary:
     send_failures: int = 0
     clock: ClockReport = field(default_factory=ClockReport)
     reports: int = 0
+    pruned: int = 0  # mails whose raw bytes retention deleted
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -48,7 +50,8 @@ class RunSummary:
         return (f"ingested {self.ingested} ({self.new_tickets} new tickets, {self.duplicates} "
                 f"duplicates, {self.quarantined} quarantined); clock: {c.warnings} warnings, "
                 f"{c.escalations} escalations, {c.nudges} nudges, {c.eta_warnings} ETA warnings"
-                f"; {self.reports} reports; sent {self.sent}, {self.send_failures} failed")
+                f"; {self.reports} reports; sent {self.sent}, {self.send_failures} failed"
+                + (f"; raw bytes of {self.pruned} old mails pruned" if self.pruned else ""))
 
 
 async def sync_sources(sources: list[Source], stop: threading.Event,
@@ -66,6 +69,12 @@ async def sync_sources(sources: list[Source], stop: threading.Event,
             # Normal with several workers: another one is ingesting this mailbox right now.
             summary.notes.append("another desk process holds the mailbox lease: "
                                  "this run delivered and ran the clock only")
+            return
+        except Exception as exc:  # the source's own trouble (network, TLS, login, token)
+            # One line, not a traceback: what is wrong is the server or the settings, and
+            # the mail stays at the source for the next run.
+            summary.errors.append(f"{source.name} intake: {headline(exc)}")
+            log.error("%s intake failed: %s", source.name, headline(exc))
             return
     if sources:
         log.info("intake: %d messages in %.2f s", summary.ingested + summary.duplicates

@@ -38,11 +38,14 @@ from desk.store.db import (
 from desk.store.models import utcnow
 from desk.work.escalation import Clock
 from desk.work.ingest import Ingestor
+from desk.work.retention import PruneReport, prune_raw_mail
 
 log = logging.getLogger("desk.daemon")
 
 SENDER_IDLE_SECONDS = 5.0
 CLOCK_SECONDS = 30.0
+# Raw mail ages in days: looking once an hour is plenty, and costs next to nothing.
+RETENTION_SECONDS = 3600.0
 
 
 def _share_the_interpreter() -> None:
@@ -150,6 +153,12 @@ class Daemon:
             if not is_transient(exc):
                 log.exception("clock tick failed")
             summary.errors.append(f"clock: {exc}")
+        try:
+            summary.pruned = (await asyncio.to_thread(self._prune)).total
+        except Exception as exc:  # neither may pruning: the bytes wait for the next run
+            if not is_transient(exc):
+                log.exception("pruning raw mail failed")
+            summary.errors.append(f"retention: {exc}")
         summary.add_send(await self.sender.deliver_due())
         await self.sender.transport.close()
         self._close_journal()
@@ -193,6 +202,16 @@ class Daemon:
                      report.escalations, report.nudges, report.eta_warnings)
             self._notify_sender()
 
+    def _prune(self) -> PruneReport:
+        return prune_raw_mail(self.factory, self.settings, self.clock(), stop=self.stop.is_set)
+
+    async def _retention_round(self) -> None:
+        report = await asyncio.to_thread(self._prune)
+        if report.total:
+            log.info("retention: deleted the raw bytes of %d received and %d sent mails "
+                     "(tickets closed over %d days ago)", report.raw_messages,
+                     report.sent_mail, self.settings.retention.raw_mail_days)
+
     def _loops(self, wake: asyncio.Event) -> list[asyncio.Task[None]]:
         # The sender waits at most SENDER_IDLE_SECONDS, and less when woken (new mail
         # committed, a stop): also after a failure, so no backoff beyond that.
@@ -203,9 +222,13 @@ class Daemon:
         clock = repeat_async(self._clock_round, self.stop,
                              Retry("clock", CLOCK_SECONDS, CLOCK_SECONDS), log,
                              every=CLOCK_SECONDS)
+        retention = repeat_async(self._retention_round, self.stop,
+                                 Retry("retention", CLOCK_SECONDS, RETENTION_SECONDS), log,
+                                 every=RETENTION_SECONDS)
         return [asyncio.create_task(sender, name="sender"),
                 asyncio.create_task(self.heartbeat.run(self.stop), name="heartbeat"),
-                asyncio.create_task(clock, name="clock")]
+                asyncio.create_task(clock, name="clock"),
+                asyncio.create_task(retention, name="retention")]
 
     async def run_forever(self) -> None:
         _share_the_interpreter()
@@ -215,7 +238,7 @@ class Daemon:
         await asyncio.to_thread(self.heartbeat.beat)
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.request_stop)
-        sender, heartbeat, clock_task = self._loops(self._wake)
+        sender, heartbeat, clock_task, retention = self._loops(self._wake)
         try:
             intakes = [await source.start(self.stop) for source in self.sources]
         except BaseException:
@@ -232,10 +255,11 @@ class Daemon:
         # delivery in progress); the sender finishes the mail it is sending.
         heartbeat.cancel()
         clock_task.cancel()
+        retention.cancel()
         _, late = await asyncio.wait([*intakes, sender], timeout=30)
         for t in late:
             t.cancel()  # only after the grace period: queued mail is resent identically
-        await asyncio.gather(*intakes, sender, heartbeat, clock_task, stopper,
+        await asyncio.gather(*intakes, sender, heartbeat, clock_task, retention, stopper,
                              return_exceptions=True)
         await self.sender.transport.close()
         self._close_journal()

@@ -43,6 +43,16 @@ class Ingest(Protocol):
     def ingest_batch(self, items: Sequence[tuple[str, bytes]], *, source: str
                      ) -> list[IngestResult]: ...
 
+    # A source that can see a message's size before downloading it (IMAP) leaves one over
+    # this cap at the source and hands over only its headers: the message is quarantined
+    # and recorded at ``source_key`` (so it is not handed over again), and the source must
+    # not acknowledge it; `desk quarantine retry` fetches it later.
+    @property
+    def max_message_bytes(self) -> int: ...
+
+    def quarantine_unfetched(self, source_key: str, headers: bytes, size: int
+                             ) -> IngestResult: ...
+
 
 # Told how many messages just committed (0: a round ended), so the sender can start on
 # their mail at once instead of at its next timer.

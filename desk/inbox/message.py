@@ -33,6 +33,8 @@ class Attachment:
     content: bytes | None = None
     # Why the content was not kept (e.g. "over the 10 MB attachment cap").
     note: str = ""
+    # Its Content-ID without angle brackets: the HTML shows it where it says cid:<id>.
+    content_id: str = ""
 
 
 @dataclass(slots=True)
@@ -50,6 +52,9 @@ class ParsedMessage:
     references: list[str] = field(default_factory=list)
     text_body: str = ""  # plain text; derived from HTML when there is no text/plain part
     html_body: str | None = None  # sanitised HTML, never the raw HTML
+    # The HTML as the sender wrote it, never shown: only where quoted history and the
+    # signature start can be read from it (sanitising removes the classes that mark them).
+    html_source: str | None = None
     attachments: list[Attachment] = field(default_factory=list)
     # Lower-cased header name -> list of (decoded) values, for screening and auth checks.
     headers: dict[str, list[str]] = field(default_factory=dict)
@@ -66,6 +71,11 @@ class ParsedMessage:
     def header(self, name: str) -> str | None:
         values = self.headers.get(name.lower())
         return values[0] if values else None
+
+    def recipients(self) -> list[str]:
+        """Every address the mail was sent to (Delivered-To covers Bcc delivery)."""
+        return [a.email for a in (*self.to, *self.cc)] + [
+            v.strip().strip("<>").lower() for v in self.headers.get("delivered-to", [])]
 
 
 def content_message_id(raw: bytes) -> str:

@@ -17,7 +17,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
 
 from desk.inbox.message import Address
-from desk.outbound.mail import OutgoingMail
+from desk.outbound.mail import FilePart, OutgoingMail
 
 LOOP_HEADER = "X-Desk-Loop"
 
@@ -49,6 +49,54 @@ def _text_part(body: str, subtype: str) -> MIMEText:
     part = MIMEText(body, subtype, charset)  # type: ignore[arg-type]
     del part["MIME-Version"]  # belongs on the message, not on each part
     return part
+
+
+def _multipart(subtype: str, parts: list[Message]) -> MIMEMultipart:
+    part = MIMEMultipart(subtype, _subparts=parts)
+    del part["MIME-Version"]
+    return part
+
+
+# RFC 2045 token characters: a type from a client's mail is used only when it is one.
+_TOKEN = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}")
+
+
+def _file_part(maintype: str, subtype: str, data: bytes, filename: str, disposition: str,
+               *, cid: str | None = None) -> Message:
+    if not (_TOKEN.fullmatch(maintype) and _TOKEN.fullmatch(subtype)) or \
+            maintype.lower() in ("multipart", "message"):
+        # A multipart needs its own boundary, and RFC 2046 forbids base64 for message/*:
+        # such files (a forwarded .eml) travel as plain octets under their own name.
+        maintype, subtype = "application", "octet-stream"
+    part = MIMENonMultipart(maintype.lower(), subtype.lower())
+    del part["MIME-Version"]
+    part.set_payload(data)
+    encode_base64(part)
+    if cid:
+        part["Content-ID"] = f"<{one_line(cid).strip('<>')}>"
+    name = safe_filename(filename)
+    if not name:
+        part["Content-Disposition"] = disposition
+        return part
+    # Non-ASCII names as RFC 2231 parameters; "name" as well for older Outlook versions.
+    value: str | tuple[str, str, str] = name if name.isascii() else ("utf-8", "", name)
+    part.add_header("Content-Disposition", disposition, filename=value)
+    part.set_param("name", name, charset=None if name.isascii() else "utf-8")
+    return part
+
+
+def safe_filename(name: str) -> str:
+    """A file name as it may be offered to a mail program: one line, no path, bounded.
+    Non-ASCII names are shorter: percent-encoded (RFC 2231) they must still fit one
+    header line (998 characters)."""
+    name = re.split(r"[/\\]", one_line(name))[-1].strip(" .")
+    limit = 200 if name.isascii() else 60
+    if len(name) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext) > 10:
+        return name[:limit]
+    return f"{stem[:limit - len(ext) - 1]}.{ext}"
 
 
 def new_message_id(domain: str, hint: str) -> str:
@@ -83,26 +131,28 @@ class Composed:
 def build_mail(mail: OutgoingMail, stamp: Stamp, text: str, html: str | None = None,
                ) -> Message:
     """``mail.related``: inline parts for the HTML body, referenced from the HTML as
-    ``cid:<content-id>``.
+    ``cid:<content-id>``; ``mail.attachments``: files, after the body (multipart/mixed).
 
     Built with the compat32 MIME classes: the modern EmailMessage API parses every header
     it is given back through the header registry, which cost more than rendering the
     templates (2.9 ms against 0.4 ms per acknowledgement)."""
     body: Message = _text_part(text, "plain")
+    files = list(mail.attachments)
     if html is not None:
         html_part: Message = _text_part(html, "html")
         if mail.related:
-            html_part = MIMEMultipart("related", _subparts=[html_part])
-            del html_part["MIME-Version"]
-            for cid, data, maintype, subtype in mail.related:
-                part = MIMENonMultipart(maintype, subtype)
-                del part["MIME-Version"]
-                part.set_payload(data)
-                encode_base64(part)
-                part["Content-ID"] = f"<{cid}>"
-                part["Content-Disposition"] = "inline"
-                html_part.attach(part)
-        body = MIMEMultipart("alternative", _subparts=[body, html_part])
+            html_part = _multipart("related", [html_part, *(
+                _file_part(p.maintype, p.subtype, p.data, p.filename, "inline", cid=p.cid)
+                for p in mail.related)])
+        body = _multipart("alternative", [body, html_part])
+    elif mail.related:
+        # No HTML to show them in: the reader still gets them, as files.
+        files = [FilePart(p.filename or p.cid, p.data, p.maintype, p.subtype)
+                 for p in mail.related] + files
+    if files:
+        body = _multipart("mixed", [body, *(
+            _file_part(f.maintype, f.subtype, f.data, f.filename, "attachment")
+            for f in files)])
     msg = body
     headers: list[tuple[str, str | Header]] = [
         ("From", _addr(stamp.from_addr)),

@@ -29,7 +29,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from desk.config.settings import Settings
+from desk.config.settings import Settings, hide_secrets_of
+from desk.logs import setup_logging
 from desk.outbound.sender import SendReport
 
 log = logging.getLogger("desk.outbound")
@@ -95,8 +96,9 @@ def _die_with_parent() -> None:
 def _child_main(settings: Settings, pinned_now: datetime | None, conn: Connection,
                 announce: Any, log_level: int) -> None:
     _die_with_parent()
-    logging.basicConfig(level=log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The same masked logging as the parent: no password or secret in a log line.
+    setup_logging(logging.getLevelName(log_level), "text")
+    hide_secrets_of(settings)
     from desk.outbound.sender import Sender
     from desk.outbound.transport import make_transport
     from desk.store.db import make_engine, session_factory, writer_turns

@@ -29,9 +29,20 @@ NO_THREAD = Thread()
 
 
 class InlinePart(NamedTuple):
-    """A part the HTML body shows inline (a chart), referenced from it as ``cid:<cid>``."""
+    """A part the HTML body shows inline (a chart, a pasted screenshot), referenced from it
+    as ``cid:<cid>``."""
 
     cid: str
+    data: bytes
+    maintype: str
+    subtype: str
+    filename: str = ""
+
+
+class FilePart(NamedTuple):
+    """A file the mail carries as an attachment."""
+
+    filename: str
     data: bytes
     maintype: str
     subtype: str
@@ -67,3 +78,13 @@ class OutgoingMail:
     author_id: int | None = None
     approval_of_id: int | None = None
     related: Sequence[InlinePart] = ()
+    attachments: Sequence[FilePart] = ()
+    # False: the text part only, even where NAME.html.j2 exists (a notice about a
+    # plain-text mail costs no HTML rendering).
+    html: bool = True
+    # The one staff member this mail is for: its Reply-To is bound to them, so their reply
+    # proves it was them (desk/work/identity.py).
+    staff_id: int | None = None
+    # The estimate this mail asks the client to decide: its Reply-To is bound to the
+    # estimate and to the first recipient.
+    estimate_id: int | None = None

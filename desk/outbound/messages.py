@@ -19,7 +19,7 @@ from desk.outbound.mail import NO_THREAD, OutgoingMail, Thread
 from desk.outbound.outbox import enqueue
 from desk.outbound.render import render, template_exists
 from desk.routing.subject import tagged
-from desk.routing.tokens import token_address
+from desk.routing.tokens import estimate_token_address, staff_token_address, token_address
 from desk.store.models import Message, Outbox, Participant, Staff, Ticket
 
 
@@ -52,15 +52,13 @@ def queue_mail(
     override = settings.template_override_dir
     text = render(f"{mail.template}.txt.j2", mail.context, override)
     html = (render(f"{mail.template}.html.j2", mail.context, override)
-            if template_exists(f"{mail.template}.html.j2", override) else None)
+            if mail.html and template_exists(f"{mail.template}.html.j2", override) else None)
     stamp = Stamp(
         from_addr=Address(mail.from_name or settings.desk.name, settings.desk.address),
         message_id=new_message_id(settings.desk.domain,
                                   f"desk.{ticket.ref if ticket else 'all'}.{mail.kind}"),
         date=now,
-        # Mail about no single ticket (reports, digests): replies open a new conversation.
-        reply_to=(token_address(settings.desk.address, settings.desk.secret, ticket.ref)
-                  if ticket else settings.desk.address),
+        reply_to=reply_address(settings, mail, ticket),
         # RFC 3834: an acknowledgement answers a message; the rest are caused by events.
         auto_submitted=(None if not mail.automatic
                         else "auto-replied" if mail.kind == "ack" else "auto-generated"),
@@ -68,6 +66,21 @@ def queue_mail(
     )
     return enqueue(session, mail, compose(mail, stamp, text, html), ticket=ticket, now=now,
                    fresh=fresh, flush=flush)
+
+
+def reply_address(settings: Settings, mail: OutgoingMail, ticket: Ticket | None) -> str:
+    """The Reply-To: bound to the staff member or the estimate recipient the mail is for,
+    else the ticket's own address. Mail about no single ticket (reports, digests): the
+    support address, so replies open a new conversation."""
+    desk = settings.desk
+    if ticket is None:
+        return desk.address
+    if mail.staff_id is not None:
+        return staff_token_address(desk.address, desk.secret, ticket.ref, mail.staff_id)
+    if mail.estimate_id is not None and mail.to:
+        return estimate_token_address(desk.address, desk.secret, ticket.ref, mail.estimate_id,
+                                      mail.to[0].email)
+    return token_address(desk.address, desk.secret, ticket.ref)
 
 
 def client_recipients(session: Session, ticket: Ticket) -> tuple[list[Address], list[Address]]:

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from desk.store.models import Client, Event, Ticket
 
 DECISION_KINDS = ("estimate", "scope_change", "estimate_approved", "estimate_declined",
-                  "costing_signed_off", "priority", "assigned", "eta", "decision_refused")
+                  "costing_signed_off", "priority", "assigned", "eta", "decision_refused",
+                  "decision_unconfirmed", "decision_confirmed")
 
 
 def decisions(session: Session, client: Client, since: datetime | None = None

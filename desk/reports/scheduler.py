@@ -80,7 +80,7 @@ def queue_digest(session: Session, settings: Settings, now: datetime,
             continue  # no digest for a week before someone joined
         row = queue_mail(session, settings, OutgoingMail(
             kind="digest", event_key=f"{key_base or 'digest:' + now.isoformat()}:{person.id}",
-            to=[staff_address(person)],
+            to=[staff_address(person)], staff_id=person.id,
             subject=f"Weekly digest: {data['open_total']} open tickets, "
                     f"{len(data['breaches'])} breaches",
             template="digest", internal=True,

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 KNOWN = ("note", "take", "assign", "status", "priority", "time", "eta", "cc", "approve",
-         "reject", "estimate")
+         "reject", "estimate", "confirm", "attachments")
 _COMMAND = re.compile(r"^#([A-Za-z][\w-]*)\b[ \t]*(.*)$")
 
 

@@ -14,8 +14,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from desk.logs import hide, mask_secrets, url_passwords
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -167,6 +169,23 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engin
         event.listen(engine.pool, "close", lambda dbapi, _record: turns.give_back(dbapi))
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def display_url(url: str) -> str:
+    """The database URL as it may be shown: ``postgresql://desk:***@host/db``."""
+    # Not SQLAlchemy's own rendering: it splits a password holding a raw "@" at the first
+    # one and would show the rest.
+    return mask_secrets(url)
+
+
+def hide_url_password(url: str) -> None:
+    """Keep the URL's password out of every log line and error, wherever it shows up:
+    as written, and decoded (%40 -> @) as the driver sees it."""
+    try:
+        decoded = make_url(url).password
+    except (ArgumentError, ValueError):
+        decoded = None  # unreadable: desk cannot connect with it either
+    hide(*url_passwords(url), str(decoded) if decoded is not None else None)
 
 
 def is_postgres(engine: Engine) -> bool:

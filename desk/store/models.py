@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -296,6 +297,10 @@ class Attachment(Base):
     size: Mapped[int] = mapped_column(Integer, default=0)
     content: Mapped[bytes | None] = mapped_column(LargeBinary)
     note: Mapped[str] = mapped_column(Text, default="")
+    # Its Content-ID, and whether the message's HTML shows it as an image where it stands
+    # (notices keep it there; `desk tickets show` says so).
+    content_id: Mapped[str | None] = mapped_column(String(998))
+    inline: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     message: Mapped[Message] = relationship(back_populates="attachments")
 
 
@@ -324,7 +329,8 @@ class Receipt(Base):
 
     source_key: Mapped[str] = mapped_column(String(1200), primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(998), index=True)
-    outcome: Mapped[str] = mapped_column(String(20))  # ticketed | duplicate | quarantined
+    # ticketed | duplicate | quarantined | left_at_source (over the size cap, not fetched)
+    outcome: Mapped[str] = mapped_column(String(20))
     message_pk: Mapped[int | None] = mapped_column(Integer)
     quarantine_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -370,7 +376,9 @@ EventKind = Literal[
     "classified",
     "command_refused",
     "costing_signed_off",
+    "decision_confirmed",
     "decision_refused",
+    "decision_unconfirmed",
     "delivery_retry",
     "escalated",
     "estimate",

@@ -69,6 +69,13 @@ def _context(name: str, session: Session, settings: Settings, ticket: Ticket,
     if name == "refused":
         return {**common, "reasons": ["#assign jo@agency.example: #assign is for account "
                                       "managers, project managers; you are a senior engineer"]}
+    if name == "attachments":
+        return {**common, "part": 1, "parts": 1, "cap": "10 MiB",
+                "files": [{"index": 1, "name": "checkout.png", "type": "image/png",
+                           "size": "184 KB"}],
+                "left": [{"index": 2, "name": "site-backup.zip", "type": "application/zip",
+                          "size": "48 MB", "why": "over the 10 MiB a mail may carry",
+                          "command": f"desk tickets attachment {ticket.ref} 2 --out FILE"}]}
     if name == "rejected":
         return {**common, "rejected_by": "paul@agency.example",
                 "reason": "Please explain the cause, not only the fix."}

@@ -19,6 +19,7 @@ from desk.store.models import (
     Ticket,
     Worker,
 )
+from desk.work.retention import oldest_raw_mail
 
 ALIVE_WITHIN = timedelta(seconds=90)  # three missed heartbeats
 
@@ -38,6 +39,7 @@ def desk_status(session: Session, settings: Settings, now: datetime) -> dict[str
     sla = sla_status(session, settings, now)
     at_risk = [t["ref"] for t in sla["tickets"] if t["state"] == "at_risk"]
     breached = [t["ref"] for t in sla["tickets"] if t["state"] == "breached"]
+    oldest_raw = oldest_raw_mail(session)
     return {
         "at": now.isoformat(),
         "alive": any(w["alive"] for w in workers),
@@ -51,4 +53,8 @@ def desk_status(session: Session, settings: Settings, now: datetime) -> dict[str
         "open_tickets": len(sla["tickets"]),
         "tickets_at_risk": at_risk,
         "tickets_breached": breached,
+        # Retention at work: raw mail older than this is of a ticket still open or not
+        # yet closed for [retention] raw_mail_days.
+        "oldest_raw_mail": oldest_raw.isoformat() if oldest_raw else None,
+        "raw_mail_days": settings.retention.raw_mail_days,
     }

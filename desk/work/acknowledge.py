@@ -31,29 +31,38 @@ TIER_TIPS = {
 
 
 # At most as many rows as the cap, which is all the rows below it.
-_RECENT_ACKS = select(Outbox.subject).where(
+_RECENT_ACKS = select(Outbox.subject, Outbox.created_at).where(
     Outbox.recipient == bindparam("recipient"), Outbox.kind == "ack",
     Outbox.created_at >= bindparam("since")).limit(bindparam("cap"))
 _OUTBOX = table(Outbox)  # pending acks of this transaction are counted from memory
 
 
 def rate_cap_reason(
-    session: Session, settings: Settings, recipient: str, subject: str, now: datetime
+    session: Session, settings: Settings, recipient: str, subject: str, now: datetime, *,
+    verified: bool = True,
 ) -> str | None:
-    """Why an acknowledgement to ``recipient`` must be skipped now, or None."""
+    """Why an acknowledgement to ``recipient`` must be skipped now, or None. An address
+    desk has not verified (no contact, no staff member: anyone can put it in From) gets
+    fewer, so desk cannot be used to reflect mail at a third party."""
     caps = settings.acknowledgements
     since = now - timedelta(hours=caps.window_hours)
     recipient = recipient.lower()
     # Acknowledgements queued in this transaction are still deferred: counted from memory,
     # so a backlog's rows are not written message by message for this question.
-    subjects = [*query(session, _RECENT_ACKS, {
-        "recipient": recipient, "since": since, "cap": caps.max_per_sender},
-        sees_deferred=False).scalars(),
-        *(row["subject"] for row in pending(session, _OUTBOX) if row["kind"] == "ack"
-          and row["recipient"] == recipient and row["created_at"] >= since)]
+    recent: list[tuple[str, datetime]] = [*((row.subject, row.created_at) for row in query(
+        session, _RECENT_ACKS, {"recipient": recipient, "since": since,
+                                "cap": caps.max_per_sender}, sees_deferred=False)),
+        *((row["subject"], row["created_at"]) for row in pending(session, _OUTBOX)
+          if row["kind"] == "ack" and row["recipient"] == recipient
+          and row["created_at"] >= since)]
+    subjects = [s for s, _ in recent]
     if len(subjects) >= caps.max_per_sender:
         return (f"{recipient} already got {len(subjects)} acknowledgements in the last "
                 f"{caps.window_hours:g} h (cap {caps.max_per_sender})")
+    per_hour = settings.security.unverified_mail_per_hour
+    if not verified and sum(at >= now - timedelta(hours=1) for _, at in recent) >= per_hour:
+        return (f"{recipient} is not a known contact and already got {per_hour} "
+                "acknowledgements in the last hour ([security] unverified_mail_per_hour)")
     wanted = base_subject(subject).lower()
     for sent_subject in subjects:
         if base_subject(sent_subject).lower() == wanted:

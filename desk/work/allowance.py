@@ -34,7 +34,7 @@ def check_allowance(session: Session, settings: Settings, ticket: Ticket, now: d
         if am is None:
             continue
         row = queue_mail(session, settings, OutgoingMail(
-            kind="allowance_alert", event_key=key, to=[staff_address(am)],
+            kind="allowance_alert", event_key=key, to=[staff_address(am)], staff_id=am.id,
             subject=f"{client.name}: {pct}% of this month's hours used", template="allowance_alert",
             internal=True,
             context={"staff_name": am.name.split()[0], "client": client.name, "pct": pct,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from desk.config.settings import Settings
 from desk.inbox.message import ParsedMessage
 from desk.inbox.quotes import reply_text
-from desk.routing.commands import parse_commands
+from desk.routing.commands import ParsedReply, parse_commands
 from desk.store.deferred import begin_savepoint
 from desk.store.models import (
     EstimateStatus,
@@ -33,14 +33,16 @@ from desk.store.tickets import add_event
 from desk.work import notices
 from desk.work.actions import CLIENT_FACING, Actor, Refused, run_command
 from desk.work.allowance import check_allowance
+from desk.work.attachments import ReplyContent, mail_attachments, staff_reply_content
 from desk.work.estimates import (
+    confirm_decision,
     create_estimate,
     handle_decision,
     pending_estimate,
     release_held_estimate,
 )
 from desk.work.feedback import record_feedback, request_feedback
-from desk.work.identity import staff_mail_authenticated
+from desk.work.identity import Proof, staff_proof
 from desk.work.which_ticket import Answers
 
 
@@ -49,11 +51,9 @@ def handle_staff_reply(
     settings: Settings, now: datetime,
 ) -> None:
     inbound.internal = True  # what staff send the desk is never shown to a client as is
-    ok, why = staff_mail_authenticated(msg, settings.security)
-    if not ok:
-        add_event(session, ticket, "spoofed_staff",
-                  f"mail claiming to be from {staff.email} ignored: {why}; nothing changed "
-                  "and nothing was sent", at=now, actor=staff.email)
+    proof = staff_proof(msg, staff.id, staff.email, ticket.ref, settings)
+    if not proof.ok:
+        refuse_unproven(session, settings, ticket, staff, inbound, proof, now)
         return
 
     actor = Actor(staff, staff.email)
@@ -61,12 +61,20 @@ def handle_staff_reply(
     if parsed.unknown:
         notices.queue_refusal(session, settings, ticket, staff, inbound, now, [
             f"{line}: unknown command (known: #note #take #assign #status #priority #time "
-            "#eta #cc #estimate #approve #reject)" for line in parsed.unknown])
+            "#eta #cc #estimate #approve #reject #confirm #attachments)"
+            for line in parsed.unknown])
         add_event(session, ticket, "command_refused", "; ".join(parsed.unknown), at=now,
                   actor=staff.email)
         return
 
     names = [c.name for c in parsed.commands]
+    content = _relay_content(msg, parsed, names, settings)
+    if content.refused:
+        # Checked before any command runs: a reply that cannot go as written does nothing.
+        notices.queue_refusal(session, settings, ticket, staff, inbound, now, content.refused)
+        add_event(session, ticket, "command_refused", "; ".join(content.refused), at=now,
+                  actor=staff.email)
+        return
     people_before = {p.id for p in (ticket.owner, *ticket.workers) if p is not None}
     status_before = ticket.status
     refusals: list[str] = []
@@ -83,6 +91,10 @@ def handle_staff_reply(
                 body_used = True
             elif cmd.name in ("approve", "reject"):
                 _decide(session, ticket, actor, msg, cmd.name, cmd.arg, settings, now)
+            elif cmd.name == "confirm":
+                confirm_decision(session, settings, ticket, actor, now)
+            elif cmd.name == "attachments":
+                mail_attachments(session, settings, ticket, staff, inbound, cmd.arg, now)
             else:
                 run_command(session, ticket, actor, cmd, now)
         except Refused as exc:
@@ -101,12 +113,45 @@ def handle_staff_reply(
         text = parsed.body or next((c.arg for c in parsed.commands if c.name == "note"), "")
         add_event(session, ticket, "note", text or "(empty note)", at=now, actor=staff.email)
         return
-    if not parsed.body or body_used:
+    if body_used or not _relays(parsed, content):
         return
     if staff.role == Role.junior_engineer:
-        notices.hold_for_approval(session, settings, ticket, staff, inbound, parsed.body, now)
+        notices.hold_for_approval(session, settings, ticket, staff, inbound, parsed.body, now,
+                                  content)
         return
-    notices.queue_relay(session, settings, ticket, staff, inbound, parsed.body, now)
+    notices.queue_relay(session, settings, ticket, staff, inbound, parsed.body, now, content)
+
+
+def _relay_content(msg: ParsedMessage, parsed: ParsedReply, names: list[str],
+                   settings: Settings) -> ReplyContent:
+    """The formatting and files that go to the client with the reply's text; nothing to
+    work out for a plain-text reply without files, or one that reaches no client."""
+    if "note" in names or "estimate" in names or not (msg.html_source or msg.attachments):
+        return ReplyContent()
+    content = staff_reply_content(msg, [c.line for c in parsed.commands],
+                                  settings.notices.max_attachment_bytes,
+                                  settings.intake.max_attachment_bytes)
+    if not _relays(parsed, content):
+        content.refused = []  # nothing would be relayed: nothing to refuse
+    return content
+
+
+def _relays(parsed: ParsedReply, content: ReplyContent) -> bool:
+    """Text goes to the client; files alone only when the reply is nothing but files (a
+    reply of commands only never reached a client, and a file beside them stays put)."""
+    return bool(parsed.body or (content.files and not parsed.commands))
+
+
+def refuse_unproven(session: Session, settings: Settings, ticket: Ticket, staff: Staff,
+                    inbound: Message, proof: Proof, now: datetime) -> None:
+    """Mail from a staff address without proof: it changes nothing and reaches no
+    client. The real staff member hears of it at their own address."""
+    add_event(session, ticket, "spoofed_staff",
+              f"mail claiming to be from {staff.email} ignored: {proof.how}; nothing changed "
+              "and nothing was sent", at=now, actor=staff.email,
+              data={"message_id": inbound.message_id})
+    notices.queue_impersonation_notice(session, settings, ticket, staff, inbound, proof.how,
+                                       now)
 
 
 def after_changes(session: Session, settings: Settings, ticket: Ticket, status_before: str,
@@ -237,5 +282,5 @@ def handle_client_reply(
     if answers == "estimate_decision" and handle_decision(session, settings, ticket, msg,
                                                           inbound, now):
         return ticket  # the owner gets the decision itself, not a generic notice
-    notices.notify_staff(session, settings, ticket, inbound, now, kind="reply")
+    notices.notify_staff(session, settings, ticket, inbound, now, kind="reply", parsed=msg)
     return ticket

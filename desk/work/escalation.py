@@ -26,10 +26,16 @@ from desk.routing.subject import tagged
 from desk.sla.clock import ONCE_KINDS, estimate_since, refresh
 from desk.sla.schedule import KIND_WORDS, Action, schedule
 from desk.store.db import is_postgres, transaction
-from desk.store.models import Staff, Ticket
+from desk.store.models import Estimate, EstimateStatus, Staff, Ticket
 from desk.store.tickets import add_event
 
 log = logging.getLogger("desk.sla")
+
+
+def pending_estimate_id(session: Session, ticket: Ticket) -> int | None:
+    return session.scalar(select(Estimate.id).where(
+        Estimate.ticket_id == ticket.id, Estimate.status == EstimateStatus.pending)
+        .order_by(Estimate.id.desc()).limit(1))
 
 
 @dataclass(slots=True)
@@ -138,6 +144,7 @@ class Clock:
                     template: str, subject: str, now: datetime, **extra: Any) -> None:
         queue_mail(session, self.settings, OutgoingMail(
             kind=template, event_key=f"{action.key}:{person.id}", to=[staff_address(person)],
+            staff_id=person.id,
             subject=f"{subject}: {tagged(ticket.subject, ticket.ref)}",
             template=template, internal=True,
             context=self._context(ticket, action, staff_name=person.name.split()[0], **extra),
@@ -230,6 +237,8 @@ class Clock:
                 kind="estimate_reminder", event_key=f"{action.key}:client", to=to, cc=cc,
                 subject=f"Reminder: your approval for {tagged(ticket.subject, ticket.ref)}",
                 template="estimate_reminder", thread=client_thread(session, ticket),
+                # The answer to a reminder is a decision too: the same bound Reply-To.
+                estimate_id=pending_estimate_id(session, ticket),
                 context=self._context(ticket, action, first_name=(
                     ticket.requester_name.split()[0] if ticket.requester_name else "")),
             ), ticket=ticket, now=now)

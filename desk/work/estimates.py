@@ -5,11 +5,18 @@ in ``awaiting_approval`` (SLA clocks paused). The client's reply is read from th
 they actually wrote (quoted history removed): "approve" opens the ticket and books the
 hours as planned against their allowance; "decline" is recorded and the owner told.
 Only the client's own people can decide; anyone else is noted and changes nothing.
+
+A decision has money attached, and anyone can write a client's From: header, so it
+counts only with proof (``identity.client_proof``): sent to the reply address signed for
+that estimate and that recipient, or vouched for by our receiving server. Without it the
+decision is recorded as unconfirmed and the owner asked to check with the client; their
+``#confirm`` (or ``desk tickets confirm``) applies it.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -33,6 +40,7 @@ from desk.store.directory import of_client
 from desk.store.models import (
     Estimate,
     EstimateStatus,
+    Event,
     Message,
     Role,
     Staff,
@@ -43,6 +51,7 @@ from desk.store.models import (
 )
 from desk.store.tickets import add_event
 from desk.work.actions import Actor, Refused
+from desk.work.identity import client_proof
 
 # A cost carries its currency ("£270", "450EUR"): a bare number is part of the text
 # ("4h 2 new pages").
@@ -136,6 +145,9 @@ def create_estimate(session: Session, settings: Settings, ticket: Ticket, actor:
         template="estimate", context=estimate_context(session, settings, ticket, estimate, now),
         thread=client_thread(session, ticket), automatic=False,
         from_name=f"{staff.name} ({settings.desk.name})", held=held, author_id=staff.id,
+        # The client's answer proves itself by coming back to this address (signed for this
+        # estimate and the requester): see handle_decision.
+        estimate_id=estimate.id,
     ), ticket=ticket, now=now)
     assert row is not None
     estimate.message_id, estimate.outbox_id = row.message_id, row.id
@@ -199,10 +211,21 @@ def may_decide(session: Session, ticket: Ticket, email: str) -> bool:
     return ticket.client is not None and of_client(session, ticket.client, email)
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A client's answer to an estimate, as they gave it (kept until it is applied)."""
+
+    verdict: str  # "approve" | "decline"
+    sender: str
+    words: str
+    message_id: str | None
+    at: datetime
+
+
 def handle_decision(session: Session, settings: Settings, ticket: Ticket, msg: ParsedMessage,
                     inbound: Message, now: datetime) -> bool:
     """A reply on a ticket with a pending estimate: approve, decline, or neither.
-    Returns True when the reply was a decision (approved or declined)."""
+    Returns True when the reply was a decision (applied, or held as unconfirmed)."""
     estimate = pending_estimate(session, ticket)
     if estimate is None or msg.sender is None:
         return False
@@ -216,12 +239,31 @@ def handle_decision(session: Session, settings: Settings, ticket: Ticket, msg: P
                   f"{ticket.client.name if ticket.client else 'the client'}'s people: "
                   "nothing changed", at=now, actor=sender)
         return False
+
+    domains = [d.domain for d in ticket.client.domains] if ticket.client else []
+    proof = client_proof(msg, ticket.ref, estimate.id, domains, settings)
+    decision = Decision(verdict, sender, words, msg.message_id, now)
+    if not proof.ok:
+        _hold_unconfirmed(session, settings, ticket, estimate, decision, proof.how, now)
+        return True
+    _apply(session, settings, ticket, estimate, decision, proof.how, now)
+    return True
+
+
+def _apply(session: Session, settings: Settings, ticket: Ticket, estimate: Estimate,
+           decision: Decision, how: str, now: datetime, confirmed_by: str | None = None
+           ) -> None:
+    """The client's decision takes effect (``how``: what proved it was theirs)."""
+    verdict, sender, words = decision.verdict, decision.sender, decision.words
     estimate.status = (EstimateStatus.approved if verdict == "approve"
                        else EstimateStatus.declined)
-    estimate.decided_at, estimate.decided_by = now, sender
-    estimate.decision_words, estimate.decision_message_id = words, msg.message_id
-    data = {"estimate_id": estimate.id, "words": words, "message_id": msg.message_id,
-            "minutes": estimate.minutes, "cost": estimate.cost}
+    # The client's moment and words, also when staff confirmed them later: the estimate
+    # records what the client decided; the event log records who confirmed it.
+    estimate.decided_at, estimate.decided_by = decision.at, sender
+    estimate.decision_words, estimate.decision_message_id = words, decision.message_id
+    data = {"estimate_id": estimate.id, "words": words, "message_id": decision.message_id,
+            "minutes": estimate.minutes, "cost": estimate.cost, "proof": how,
+            "confirmed_by": confirmed_by}
     if verdict == "approve":
         ticket.status = Status.open
         session.add(TimeEntry(ticket_id=ticket.id, client_id=ticket.client_id,
@@ -229,15 +271,95 @@ def handle_decision(session: Session, settings: Settings, ticket: Ticket, msg: P
                               note=f"estimate {estimate.id} approved", source="estimate"))
         add_event(session, ticket, "estimate_approved",
                   f"{sender} approved estimate {estimate.id} ({_hours(estimate.minutes)}"
-                  f"{' / ' + estimate.cost if estimate.cost else ''}): \"{words[:200]}\"",
-                  at=now, actor=sender, data=data)
+                  f"{' / ' + estimate.cost if estimate.cost else ''}): \"{words[:200]}\" "
+                  f"({how})", at=now, actor=sender, data=data)
     else:
         ticket.status = Status.open
         add_event(session, ticket, "estimate_declined",
-                  f"{sender} declined estimate {estimate.id}: \"{words[:200]}\"", at=now,
-                  actor=sender, data=data)
+                  f"{sender} declined estimate {estimate.id}: \"{words[:200]}\" ({how})",
+                  at=now, actor=sender, data=data)
     _tell_owner(session, settings, ticket, estimate, verdict, sender, words, now)
-    return True
+
+
+def _hold_unconfirmed(session: Session, settings: Settings, ticket: Ticket,
+                      estimate: Estimate, decision: Decision, why: str, now: datetime) -> None:
+    """An unproven decision changes nothing; the event keeps it for ``confirm_decision``
+    and the owner is asked to check it with the client."""
+    verdict, sender = decision.verdict, decision.sender
+    add_event(session, ticket, "decision_unconfirmed",
+              f"{sender} answered {verdict!r} to estimate {estimate.id}, unproven ({why}): "
+              f"nothing changed until staff confirm it (#confirm): \"{decision.words[:200]}\"",
+              at=now, actor=sender,
+              data={"estimate_id": estimate.id, "verdict": verdict, "words": decision.words,
+                    "sender": sender, "message_id": decision.message_id, "why": why})
+    person = ticket.owner or _account_manager(session, ticket)
+    if person is None:
+        return  # nobody to ask: the event is on the ticket for `desk tickets confirm`
+    # A forger can send any number of these: one request per verdict and hour is enough
+    # to tell the owner, and #confirm applies the latest decision anyway.
+    hour = int(now.timestamp() // 3600)
+    queue_mail(session, settings, OutgoingMail(
+        kind="decision_confirm",
+        event_key=f"estimate:{estimate.id}:unconfirmed:{verdict}:{person.id}:{hour}",
+        to=[staff_address(person)], staff_id=person.id,
+        subject=f"Confirm the client's {verdict}? {tagged(ticket.subject, ticket.ref)}",
+        template="decision_confirm", internal=True,
+        context={"staff_name": person.name.split()[0], "verdict": verdict, "sender": sender,
+                 "words": decision.words, "why": why, "ref": ticket.ref,
+                 "hours": _hours(estimate.minutes), "cost": estimate.cost,
+                 "desk_name": settings.desk.name},
+    ), ticket=ticket, now=now)
+
+
+def _account_manager(session: Session, ticket: Ticket) -> Staff | None:
+    email = ticket.client.account_manager if ticket.client else None
+    if not email:
+        return None
+    return session.scalar(select(Staff).where(Staff.email == email.lower(),
+                                              Staff.active.is_(True)))
+
+
+def unconfirmed_decision(session: Session, ticket: Ticket, estimate: Estimate
+                         ) -> Decision | None:
+    """The latest unproven decision on ``estimate`` (it is still pending, so none of them
+    has been applied)."""
+    events = session.scalars(select(Event).where(
+        Event.ticket_id == ticket.id, Event.kind == "decision_unconfirmed")
+        .order_by(Event.id.desc()))
+    for event in events:
+        data = event.data or {}
+        if data.get("estimate_id") == estimate.id:
+            return Decision(str(data["verdict"]), str(data["sender"]), str(data["words"]),
+                            data.get("message_id"), event.at)
+    return None
+
+
+def confirm_decision(session: Session, settings: Settings, ticket: Ticket, actor: Actor,
+                     now: datetime) -> str:
+    """``#confirm`` / ``desk tickets confirm``: staff checked the unproven decision with the
+    client; apply it as if the client's proven answer had arrived."""
+    staff = actor.staff
+    # Whom desk asked (the owner) and whoever may sign off a costing on the client's
+    # behalf (#approve: account managers).
+    if staff is not None and staff.id != ticket.owner_id and \
+            staff.role != Role.account_manager:
+        raise Refused("#confirm is for the ticket's owner and account managers; you are a "
+                      f"{staff.role.replace('_', ' ')}")
+    estimate = pending_estimate(session, ticket)
+    decision = unconfirmed_decision(session, ticket, estimate) if estimate else None
+    if estimate is None or decision is None:
+        raise Refused(f"no unconfirmed client decision is waiting on #{ticket.ref}: "
+                      "nothing to confirm")
+    add_event(session, ticket, "decision_confirmed",
+              f"{actor.label} confirmed {decision.sender}'s {decision.verdict!r} of estimate "
+              f"{estimate.id}, received {decision.at:%Y-%m-%d %H:%M} UTC unproven",
+              at=now, actor=actor.label,
+              data={"estimate_id": estimate.id, "verdict": decision.verdict,
+                    "sender": decision.sender, "message_id": decision.message_id})
+    _apply(session, settings, ticket, estimate, decision, f"confirmed by {actor.label}", now,
+           confirmed_by=actor.label)
+    done = "approved: the ticket is open" if decision.verdict == "approve" else "declined"
+    return f"estimate {estimate.id} {done} ({decision.sender}'s decision, confirmed)"
 
 
 def _tell_owner(session: Session, settings: Settings, ticket: Ticket, estimate: Estimate,
@@ -249,7 +371,7 @@ def _tell_owner(session: Session, settings: Settings, ticket: Ticket, estimate: 
     for person in people:
         queue_mail(session, settings, OutgoingMail(
             kind="estimate_decision", event_key=f"estimate:{estimate.id}:{verdict}:{person.id}",
-            to=[staff_address(person)],
+            to=[staff_address(person)], staff_id=person.id,
             subject=f"Estimate {verdict}d: {tagged(ticket.subject, ticket.ref)}",
             template="estimate_decision", internal=True,
             context={"staff_name": person.name.split()[0], "verdict": verdict,

@@ -108,6 +108,7 @@ def _alert_account_manager(session: Session, settings: Settings, ticket: Ticket,
         return
     queue_mail(session, settings, OutgoingMail(
         kind="feedback_alert", event_key=f"feedback_alert:{fb.id}", to=[staff_address(person)],
+        staff_id=person.id,
         subject=f"Unhappy client: {tagged(ticket.subject, ticket.ref)}",
         template="feedback_alert", internal=True,
         context={"staff_name": person.name.split()[0], "ref": ticket.ref,

@@ -59,14 +59,30 @@ def _too_big(raw: bytes, limits: IntakeSection) -> str:
 
 def _summary(raw: bytes) -> tuple[str, str]:
     """Best-effort subject and sender for the quarantine list, never raising."""
+    return _header(raw, "Subject"), _header(raw, "From")
+
+
+def _header(raw: bytes, name: str) -> str:
     from email.parser import BytesHeaderParser
     from email.policy import compat32
 
     try:
         headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536])
-        return str(headers.get("Subject", ""))[:300], str(headers.get("From", ""))[:300]
+        return str(headers.get(name, ""))[:300]
     except Exception:  # only a summary for the list: the raw message is kept whole anyway
-        return "", ""
+        return ""
+
+
+# The receipt of a message quarantined by its headers alone: it is still at its source,
+# unacknowledged, and `desk quarantine retry` fetches it from there.
+LEFT_AT_SOURCE = "left_at_source"
+
+
+def _left_key(headers: bytes, source_key: str) -> str:
+    # By Message-ID where there is one: after a UIDVALIDITY change the folder is read
+    # again and the same message, at its new position, must find its entry.
+    message_id = _header(headers, "Message-ID").strip().strip("<>")
+    return f"{LEFT_AT_SOURCE}:{message_id or source_key}"[:998]
 
 
 class Ingestor:
@@ -76,6 +92,10 @@ class Ingestor:
         self.factory = factory
         self.settings = settings
         self.clock = clock
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.settings.intake.max_message_bytes
 
     def ingest(self, source_key: str, raw: bytes, *, source: str) -> IngestResult:
         """One message (LMTP, or a batch being sorted out): a batch of one."""
@@ -198,13 +218,68 @@ class Ingestor:
         log.warning("quarantined %s as #%s: %s", source_key, row.id, reason)
         return IngestResult("quarantined", quarantine_id=row.id, reason=reason)
 
-    def retry_quarantined(self, quarantine_id: int) -> IngestResult:
-        """Run the pipeline again on a quarantined message (after a fix or a config change)."""
+    # -- too big to download -------------------------------------------------------------
+    def quarantine_unfetched(self, source_key: str, headers: bytes, size: int
+                             ) -> IngestResult:
+        """A message over the cap that its source did not download: its headers and size
+        are quarantined and its position recorded (so it is not handed over again), and
+        the source leaves it unacknowledged for `desk quarantine retry` to fetch."""
+        try:
+            with transaction(self.factory) as session:
+                return self._record_left(session, source_key, headers, size)
+        except Exception as exc:
+            # Nothing recorded: the source lists the message again next time.
+            raise TransientError(f"cannot quarantine: {exc}") from exc
+
+    def _record_left(self, session: Session, source_key: str, headers: bytes, size: int
+                    ) -> IngestResult:
+        if session.get(Receipt, source_key) is not None:
+            return IngestResult("already")
+        now, dedupe = self.clock(), _left_key(headers, source_key)
+        moved = session.scalar(
+            select(Quarantine).join(Receipt, Receipt.quarantine_id == Quarantine.id)
+            .where(Receipt.dedupe_key == dedupe, Receipt.outcome == LEFT_AT_SOURCE,
+                   Quarantine.status == QuarantineStatus.held).limit(1))
+        if moved is not None:
+            # The folder was numbered anew: the entry follows its message to the new UID.
+            log.info("quarantine #%s is now at %s", moved.id, source_key)
+            moved.source_key = source_key
+            _receipt(session, source_key, dedupe, LEFT_AT_SOURCE, now, quarantine_id=moved.id)
+            return IngestResult("already", quarantine_id=moved.id)
+        cap = self.settings.intake.max_message_bytes
+        reason = (f"message is {size:,} bytes, over the {cap:,} byte cap ([intake] "
+                  "max_message_bytes): left on the server unread, headers kept; raise the "
+                  "cap, then `desk quarantine retry` fetches it")
+        subject, sender = _summary(headers)
+        row = Quarantine(source_key=source_key, raw=headers, reason=reason, subject=subject,
+                         sender=sender, created_at=now)
+        session.add(row)
+        session.flush()
+        _receipt(session, source_key, dedupe, LEFT_AT_SOURCE, now, quarantine_id=row.id)
+        log.warning("quarantined %s as #%s: %s", source_key, row.id, reason)
+        return IngestResult("quarantined", quarantine_id=row.id, reason=reason)
+
+    def left_at_source(self, quarantine_id: int) -> str | None:
+        """Where a held entry's message still is, when only its headers were kept (the
+        source key to fetch it by); None when the entry holds the whole message."""
         with self.factory() as session:
             row = session.get(Quarantine, quarantine_id)
             if row is None or row.status != QuarantineStatus.held:
                 raise LookupError(f"no held quarantine entry {quarantine_id}")
-            raw = row.raw
+            left = session.scalar(select(Receipt.source_key).where(
+                Receipt.quarantine_id == quarantine_id, Receipt.outcome == LEFT_AT_SOURCE,
+                Receipt.source_key == row.source_key))
+            return row.source_key if left is not None else None
+
+    def retry_quarantined(self, quarantine_id: int, raw: bytes | None = None) -> IngestResult:
+        """Run the pipeline again on a quarantined message (after a fix or a config change);
+        ``raw``: the message as fetched again from its source, when only its headers were
+        kept."""
+        with self.factory() as session:
+            row = session.get(Quarantine, quarantine_id)
+            if row is None or row.status != QuarantineStatus.held:
+                raise LookupError(f"no held quarantine entry {quarantine_id}")
+            raw = row.raw if raw is None else raw
         cap = self.settings.intake.max_message_bytes
         if len(raw) > cap:
             raise Unprocessable(f"still {len(raw):,} bytes, over the {cap:,} byte cap")

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from desk.config.settings import Settings
+from desk.inbox.message import ParsedMessage
 from desk.inbox.quotes import reply_text
 from desk.outbound.mail import OutgoingMail, Thread
 from desk.outbound.messages import (
@@ -26,6 +27,7 @@ from desk.outbound.messages import (
 from desk.routing.subject import tagged
 from desk.store.models import Event, Message, Outbox, Role, Staff, Status, Ticket
 from desk.store.tickets import add_event
+from desk.work.attachments import ReplyContent, notice_body
 
 COMMANDS = [
     ("#note", "keep this reply internal: nothing goes to the client"),
@@ -38,6 +40,8 @@ COMMANDS = [
     ("#cc EMAIL", "copy a colleague of the client"),
     ("#estimate 3h [£270] what", "send the client an estimate to approve"),
     ("#approve / #reject REASON", "decide on a held reply or a costing"),
+    ("#confirm", "apply a client's unconfirmed decision on an estimate"),
+    ("#attachments [N ...]", "mail yourself the ticket's files (or those numbered)"),
 ]
 
 
@@ -89,10 +93,11 @@ def assignment_reason(session: Session, ticket: Ticket) -> str:
 
 def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: Message,
                  now: datetime, *, kind: str, only: list[Staff] | None = None,
-                 reason: str | None = None) -> int:
+                 reason: str | None = None, parsed: ParsedMessage | None = None) -> int:
     """Tell the owner and workers about a new ticket, a client's reply, or (``only`` the
     people newly given it) an assignment. ``reason``: why they have it, when the caller
-    has just decided (else the latest assignment event says)."""
+    has just decided (else the latest assignment event says). ``parsed``: the mail as
+    received, where its HTML's quoted history can still be found (a reply's)."""
     people = [p for p in dict.fromkeys(
         only if only is not None else (ticket.owner, *ticket.workers))
         # never notify someone of their own mail
@@ -105,13 +110,20 @@ def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: 
     facts = ticket_facts(session, settings, ticket, now)
     if reason is None:
         reason = assignment_reason(session, ticket)
+    # The same for everyone told: built once (None: a plain-text mail without files).
+    rich = notice_body(session, inbound, kind, ticket.ref,
+                       settings.notices.max_attachment_bytes,
+                       settings.intake.max_attachment_bytes, parsed)
     for person in people:
         context = {
             "kind": kind,
             "staff_name": person.name.split()[0] if person.name else person.email,
             "from": inbound.from_addr,
             "from_name": inbound.from_name,
-            "message": reply_text(inbound.body_text) if kind == "reply" else inbound.body_text,
+            "message": rich.text if rich else
+                       reply_text(inbound.body_text) if kind == "reply" else inbound.body_text,
+            "message_html": rich.html if rich else None,
+            "files": rich.packed.listed if rich else [],
             "facts": facts,
             "role": "owner" if person is ticket.owner else "worker",
             "reason": reason,
@@ -125,10 +137,13 @@ def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: 
             # An assignment can happen again later (reassigned back): key it by time too.
             event_key=f"notice:{kind}:{inbound.id}:{person.id}"
                       + (f":{now.isoformat()}" if kind == "assigned" else ""),
-            to=[staff_address(person)],
+            to=[staff_address(person)], staff_id=person.id,
             subject=f"{what}: {tagged(ticket.subject, ticket.ref)} ({ticket.priority}"
                     f"{', ' + facts['client'] if facts['client'] else ''})",
             template="notice", context=context, internal=True,
+            html=rich is not None and rich.html is not None,
+            related=rich.packed.related if rich else (),
+            attachments=rich.packed.files if rich else (),
         )
         row = queue_mail(session, settings, mail, ticket=ticket, now=now,
                          fresh=kind == "new",  # "new": the inbound message is this one
@@ -141,6 +156,7 @@ def queue_refusal(session: Session, settings: Settings, ticket: Ticket, staff: S
                   inbound: Message, now: datetime, reasons: list[str]) -> None:
     queue_mail(session, settings, OutgoingMail(
         kind="refusal", event_key=f"refusal:{inbound.id}", to=[staff_address(staff)],
+        staff_id=staff.id,
         subject=f"Not done: {tagged(ticket.subject, ticket.ref)}", template="refused",
         context={"staff_name": staff.name.split()[0], "reasons": reasons, "ref": ticket.ref,
                  "commands": COMMANDS},
@@ -148,10 +164,28 @@ def queue_refusal(session: Session, settings: Settings, ticket: Ticket, staff: S
     ), ticket=ticket, now=now)
 
 
+def queue_impersonation_notice(session: Session, settings: Settings, ticket: Ticket,
+                               staff: Staff, inbound: Message, why: str, now: datetime) -> None:
+    """"Someone wrote as you": to the real staff member, at most once per ticket and hour
+    (the event key carries the hour), so a forger cannot flood them through desk."""
+    hour = int(now.timestamp() // 3600)
+    queue_mail(session, settings, OutgoingMail(
+        kind="impersonation", event_key=f"impersonation:{ticket.id}:{staff.id}:{hour}",
+        to=[staff_address(staff)], staff_id=staff.id,
+        subject=f"Someone wrote as you: {tagged(ticket.subject, ticket.ref)}",
+        template="impersonation",
+        context={"staff_name": staff.name.split()[0], "ref": ticket.ref,
+                 "subject": ticket.subject, "sender": inbound.from_addr, "why": why},
+        internal=True,
+    ), ticket=ticket, now=now)
+
+
 def _relay_context(settings: Settings, ticket: Ticket, author: Staff, body: str,
-                   ) -> dict[str, Any]:
+                   content: ReplyContent) -> dict[str, Any]:
     return {
         "body": body.strip(),
+        "body_html": content.html,
+        "files": content.names,
         "author_name": author.name,
         "desk_name": settings.desk.name,
         "ref": ticket.ref,
@@ -160,15 +194,18 @@ def _relay_context(settings: Settings, ticket: Ticket, author: Staff, body: str,
 
 
 def _queue_client_reply(session: Session, settings: Settings, ticket: Ticket, author: Staff,
-                        inbound: Message, body: str, now: datetime, *,
-                        held: bool) -> Outbox | None:
+                        inbound: Message, body: str, now: datetime, *, held: bool,
+                        content: ReplyContent) -> Outbox | None:
+    """The whole mail, files and HTML included, is built now: a held reply is stored as
+    its exact bytes and sent unchanged when approved."""
     to, cc = client_recipients(session, ticket)
     return queue_mail(session, settings, OutgoingMail(
         kind="relay", event_key=f"relay:{inbound.id}", to=to, cc=cc,
         subject=reply_subject(ticket), template="relay",
-        context=_relay_context(settings, ticket, author, body),
+        context=_relay_context(settings, ticket, author, body, content),
         thread=client_thread(session, ticket), automatic=False,
         from_name=f"{author.name} ({settings.desk.name})", held=held, author_id=author.id,
+        html=content.html is not None, related=content.related, attachments=content.files,
     ), ticket=ticket, now=now)
 
 
@@ -182,9 +219,10 @@ def _first_response(session: Session, ticket: Ticket, now: datetime, who: str) -
 
 
 def queue_relay(session: Session, settings: Settings, ticket: Ticket, author: Staff,
-                inbound: Message, body: str, now: datetime) -> None:
+                inbound: Message, body: str, now: datetime,
+                content: ReplyContent | None = None) -> None:
     row = _queue_client_reply(session, settings, ticket, author, inbound, body, now,
-                              held=False)
+                              held=False, content=content or ReplyContent())
     if row is None:
         return
     _first_response(session, ticket, now, author.email)
@@ -227,15 +265,19 @@ def _approver(session: Session, ticket: Ticket, junior: Staff) -> Staff | None:
 
 
 def hold_for_approval(session: Session, settings: Settings, ticket: Ticket, junior: Staff,
-                      inbound: Message, body: str, now: datetime) -> None:
+                      inbound: Message, body: str, now: datetime,
+                      content: ReplyContent | None = None) -> None:
+    content = content or ReplyContent()
     held = _queue_client_reply(session, settings, ticket, junior, inbound, body, now,
-                               held=True)
+                               held=True, content=content)
     if held is not None:
-        request_approval(session, settings, ticket, junior, held, body, now)
+        request_approval(session, settings, ticket, junior, held, body, now,
+                         files=content.names)
 
 
 def request_approval(session: Session, settings: Settings, ticket: Ticket, junior: Staff,
-                     held: Outbox, body: str, now: datetime) -> None:
+                     held: Outbox, body: str, now: datetime, files: list[str] | None = None,
+                     ) -> None:
     """A junior's mail to a client waits: ask the owner (or a PM or senior) to review it."""
     approver = _approver(session, ticket, junior)
     add_event(session, ticket, "held", f"reply {held.id} by junior {junior.email} held for "
@@ -245,12 +287,12 @@ def request_approval(session: Session, settings: Settings, ticket: Ticket, junio
         return
     queue_mail(session, settings, OutgoingMail(
         kind="approval_request", event_key=f"approval:{held.id}",
-        to=[staff_address(approver)],
+        to=[staff_address(approver)], staff_id=approver.id,
         subject=f"Approve a reply to the client? {tagged(ticket.subject, ticket.ref)}",
         template="approval_request",
         context={"staff_name": approver.name.split()[0], "junior": junior.name,
                  "junior_email": junior.email, "body": body.strip(), "held_id": held.id,
-                 "ref": ticket.ref, "to": ", ".join(held.rcpt_to),
+                 "ref": ticket.ref, "to": ", ".join(held.rcpt_to), "files": files or [],
                  "client": ticket.client.name if ticket.client else ticket.requester_email},
         internal=True, approval_of_id=held.id,
     ), ticket=ticket, now=now)
@@ -260,6 +302,7 @@ def queue_rejection(session: Session, settings: Settings, ticket: Ticket, author
                     held: Outbox, rejected_by: str, reason: str, now: datetime) -> None:
     queue_mail(session, settings, OutgoingMail(
         kind="rejection", event_key=f"rejection:{held.id}", to=[staff_address(author)],
+        staff_id=author.id,
         subject=f"Your reply was not sent: {tagged(ticket.subject, ticket.ref)}",
         template="rejected",
         context={"staff_name": author.name.split()[0], "rejected_by": rejected_by,

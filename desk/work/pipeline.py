@@ -3,7 +3,8 @@ one database transaction (or, in a batch, one transaction for many: work/ingest.
 
     require-sender -> screen -> classify -> which-ticket
       a new conversation: forwarded-by-staff -> acknowledge? -> assign -> open-ticket
-                          -> record-decisions -> acknowledge -> notify-staff
+                          -> record-decisions -> unproven-forward -> acknowledge
+                          -> notify-staff
       a ticket it joins:  join-ticket -> bounce -> staff-reply | client-reply -> clocks
 
 Each stage is a small object with a name and one ``run``; ``applies`` says whether it has
@@ -35,7 +36,8 @@ from desk.store.directory import forget_cached, of_client
 from desk.store.models import Client, Contact, Message, Ticket, TicketWorker, table
 from desk.store.tickets import add_event, add_participant
 from desk.work.acknowledge import queue_acknowledgement, rate_cap_reason
-from desk.work.conversation import handle_client_reply, handle_staff_reply
+from desk.work.conversation import handle_client_reply, handle_staff_reply, refuse_unproven
+from desk.work.identity import FORWARDING_REF, Proof, staff_proof
 from desk.work.inbound import record_inbound
 from desk.work.notices import notify_staff
 from desk.work.which_ticket import ThreadMatch, which_ticket
@@ -78,6 +80,9 @@ class Journey:
     ticket: Ticket | None = None
     inbound: Message | None = None
     acknowledged: bool = False
+    # A staff member's forward that could not be proven theirs: opens no ticket in the
+    # client's name and acknowledges nobody named inside it.
+    unproven_forward: Proof | None = None
     done: bool = False  # a stage settled everything: the rest are skipped
     trail: list[str] = field(default_factory=list)
 
@@ -160,6 +165,12 @@ class ForwardedByStaff(NewTicketStage):
         assert c is not None and j.msg.sender is not None
         if c.staff is None or (original := original_sender(j.msg)) is None:
             return
+        # A forward comes to the support address, so the proof is the staff member's own
+        # forwarding address (a bound token without a ticket) or their mail server's word.
+        proof = staff_proof(j.msg, c.staff.id, c.staff.email, FORWARDING_REF, j.settings)
+        if not proof.ok:
+            j.unproven_forward = proof
+            return
         j.requester = original
         j.classification = classify(j.session, j.msg,
                                     urgent_phrases=j.settings.routing.urgent_phrases,
@@ -172,10 +183,16 @@ class MayAcknowledge(NewTicketStage):
     name = "acknowledge?"
 
     def run(self, j: Journey) -> None:
-        assert j.requester is not None
+        c = j.classification
+        assert j.requester is not None and c is not None
+        if j.unproven_forward is not None:
+            j.no_ack = (f"a forward from {j.requester.email} without proof that they sent it "
+                        f"({j.unproven_forward.how}): nobody named in it is acknowledged")
+            return
         # Asked before the ticket exists: the query then has nothing of this ticket to flush.
         j.no_ack = "; ".join(b.reason for b in j.blockers) if j.blockers else rate_cap_reason(
-            j.session, j.settings, j.requester.email, j.msg.subject, j.now) or ""
+            j.session, j.settings, j.requester.email, j.msg.subject, j.now,
+            verified=c.contact is not None or c.staff is not None) or ""
 
 
 class Assign(NewTicketStage):
@@ -256,6 +273,20 @@ class RecordDecisions(NewTicketStage):
                   data={"owner": owner, "workers": workers, "rule": a.rule})
         for defect in j.msg.defects:
             add_event(session, ticket, "parse_note", defect, at=now)
+
+
+class ReportUnprovenForward(NewTicketStage):
+    name = "unproven-forward"
+
+    def applies(self, j: Journey) -> bool:
+        return j.is_new and j.unproven_forward is not None
+
+    def run(self, j: Journey) -> None:
+        c = j.classification
+        assert j.ticket is not None and j.inbound is not None and c is not None
+        assert c.staff is not None and j.unproven_forward is not None
+        refuse_unproven(j.session, j.settings, j.ticket, c.staff, j.inbound,
+                        j.unproven_forward, j.now)
 
 
 class Acknowledge(NewTicketStage):
@@ -375,6 +406,7 @@ STAGES: tuple[Stage, ...] = (
     Assign(),
     OpenTicket(),
     RecordDecisions(),
+    ReportUnprovenForward(),
     Acknowledge(),
     NotifyStaff(),
     # a ticket it joins

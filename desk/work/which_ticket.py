@@ -16,6 +16,7 @@ as such. Guessing a number never lets a stranger write into someone else's ticke
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -27,7 +28,7 @@ from desk.config.settings import Settings
 from desk.inbox.message import ParsedMessage
 from desk.inbox.screening import is_bounce
 from desk.routing.subject import subject_refs
-from desk.routing.tokens import ref_from_address
+from desk.routing.tokens import Token, parse_token
 from desk.store.models import Contact, Message, Participant, Staff, Status, Ticket
 from desk.work.estimates import decision_in, pending_estimate
 from desk.work.feedback import answers_feedback_request
@@ -48,6 +49,7 @@ class ThreadMatch:
     # A reply to a closed (or long-resolved) ticket opens a new one linked to it.
     linked: Ticket | None = None
     answers: Answers | None = None
+    token: Token | None = None  # the reply address it came by, when ``how`` is "token"
 
 
 def which_ticket(session: Session, msg: ParsedMessage, settings: Settings, now: datetime, *,
@@ -55,7 +57,7 @@ def which_ticket(session: Session, msg: ParsedMessage, settings: Settings, now: 
     """The ticket ``msg`` joins (``ticket`` None: a new one), how it was found, and what
     the mail answers."""
     match = by_bounce(session, msg) or find_thread(
-        session, msg, support_address=settings.desk.address, secret=settings.desk.secret)
+        session, msg, support_address=settings.desk.address, secret=settings.desk.secrets)
     if match.ticket is None:
         return match
     if answers_feedback_request(session, match.ticket, msg):
@@ -126,23 +128,32 @@ def is_participant(session: Session, ticket: Ticket, email: str) -> tuple[bool, 
 
 
 def find_thread(
-    session: Session, msg: ParsedMessage, *, support_address: str, secret: str
+    session: Session, msg: ParsedMessage, *, support_address: str,
+    secret: str | Sequence[str],
 ) -> ThreadMatch:
     """Steps 2-5: reply token, then references, then a subject tag, else new."""
     refused: list[tuple[Ticket, str]] = []
     sender = msg.sender.email if msg.sender else ""
 
     # (a) signed token in any recipient header (Delivered-To covers Bcc delivery).
-    recipients = [a.email for a in (*msg.to, *msg.cc)]
-    recipients += [v.strip().strip("<>").lower() for v in msg.headers.get("delivered-to", [])]
+    secrets = (secret,) if isinstance(secret, str) else tuple(secret)
     forged: list[str] = []
-    for addr in recipients:
-        ref, valid = ref_from_address(addr, support_address, secret)
-        if ref is None:
+    for addr in msg.recipients():
+        token = parse_token(addr, support_address)
+        if token is None:
             continue
-        ticket = _by_ref(session, ref)
-        if valid and ticket is not None:
-            return ThreadMatch(ticket, "token", f"signed reply address {addr}", refused)
+        ticket = _by_ref(session, token.ref)
+        if token.valid(secrets, recipient=sender):
+            if ticket is not None:
+                return ThreadMatch(ticket, "token", f"signed reply address {addr}", refused,
+                                   token=token)
+            continue  # a staff member's forwarding address: no ticket of its own
+
+        if token.kind == "estimate":
+            if ticket is not None:  # a colleague answering an estimate sent to someone else
+                refused.append((ticket, f"{sender} wrote to the reply address of estimate "
+                                f"{token.holder}, which was signed for another recipient"))
+            continue
         forged.append(addr)
         if ticket is not None:
             refused.append((ticket, f"{sender} wrote to a forged reply address {addr}"))

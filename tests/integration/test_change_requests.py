@@ -1,5 +1,6 @@
 """Change requests end to end: estimate -> the client's answer by email -> a traceable
-decision; strangers change nothing; hosting-only work waits for the AM's costing."""
+decision; strangers change nothing; an unproven answer waits for staff to #confirm it;
+hosting-only work waits for the AM's costing."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import select
 
+from desk.routing.tokens import parse_token, token_address
 from desk.store.models import Estimate, TimeEntry
-from tests.support import DeskEnv, EnvFactory, make_mail, reply_to
+from tests.support import SECRET, DeskEnv, EnvFactory, make_mail, reply_to
 
 MON_10 = "2026-11-23T10:00:00Z"
+OUR_SERVER_SAYS_AGENCY = "mx.agency.test; dkim=pass header.d=agency.test"
 
 
 @pytest.fixture
 def env(make_env: EnvFactory) -> DeskEnv:
-    return make_env(extra={"change_requests": {"remind_client": True}})
+    # Our receiving server's authserv-id: its Authentication-Results can vouch for a client.
+    return make_env(extra={"change_requests": {"remind_client": True},
+                           "security": {"trusted_authserv_id": "mx.agency.test"}})
 
 
 def text(mail: EmailMessage) -> str:
@@ -36,7 +41,12 @@ def start(env: DeskEnv, sender: str = "Tom Boss <boss@retainer.test>",
 
 def staff_says(env: DeskEnv, notice: EmailMessage, who: str, body: str,
                when: str = "2026-11-23T10:10:00Z") -> None:
-    env.drop(reply_to(notice, sender=who, body=body))
+    """``who`` replies to ``notice``. A notice's reply address proves only its own
+    recipient; a colleague answering it is proven by our receiving server instead."""
+    mail = reply_to(notice, sender=who, body=body)
+    if who not in [a.addr_spec for a in notice["To"].addresses]:
+        mail = f"Authentication-Results: {OUR_SERVER_SAYS_AGENCY}\r\n".encode() + mail
+    env.drop(mail)
     env.desk("run", "--once", "--now", when)
 
 
@@ -59,6 +69,9 @@ def test_estimate_approved_in_a_reply_with_quoted_history(env: DeskEnv) -> None:
     assert "with this work it would be 3h" in body
     assert est.get_body(("html",)) is not None
     assert est["Auto-Submitted"] is None  # written by a person, relayed by the desk
+    # Its Reply-To is signed for this estimate and its recipient: answering it proves them.
+    token = parse_token(str(est["Reply-To"]), env.address)
+    assert token is not None and token.kind == "estimate"
 
     # The reply quotes our mail, which itself says "decline": only new text counts.
     env.drop(reply_to(est, sender="Tom Boss <boss@retainer.test>",
@@ -76,6 +89,8 @@ def test_estimate_approved_in_a_reply_with_quoted_history(env: DeskEnv) -> None:
         assert [p.minutes for p in planned] == [180]
     [told] = [m for m in env.sent_to("paul@agency.test") if "approved" in m["Subject"]]
     assert "Yes, approved, thank you!" in text(told)
+    [approved] = [e for e in after["events"] if e["kind"] == "estimate_approved"]
+    assert "sent to the estimate's reply address" in approved["detail"]
 
     log = json.loads(env.desk("decisions", "Retainer Co", "--format", "json").stdout)
     kinds = [r["kind"] for r in log]
@@ -172,3 +187,138 @@ def test_a_juniors_estimate_is_reviewed_before_the_client_sees_it(env: DeskEnv) 
     est = estimate_mail(env, "boss@retainer.test")
     assert "Update the opening hours." in text(est)
     assert env.tickets()[0]["status"] == "awaiting_approval"
+
+
+# -- proof: a decision with money attached counts only when it is the client's ----------
+
+def forged_decision(env: DeskEnv, ref: str, how: str, body: str = "Approved, go ahead.",
+                    headers: dict[str, str] | None = None) -> None:
+    """The client's From, but not an answer to the estimate mail: the ticket's tag in the
+    subject to the support address, or the ticket's ordinary (unbound) reply address."""
+    to = (token_address(env.address, SECRET, ref) if how == "ticket address"
+          else env.address)
+    env.drop(make_mail(sender="Tom Boss <boss@retainer.test>", to=to,
+                       subject=f"Re: Estimate for your approval: New team page [#{ref}]",
+                       body=body, headers=headers))
+    env.desk("run", "--once", "--now", "2026-11-23T11:00:00Z")
+
+
+def confirm_requests(env: DeskEnv) -> list[EmailMessage]:
+    return [m for m in env.sent_to("paul@agency.test")
+            if m["Subject"].startswith("Confirm the client's")]
+
+
+def planned_minutes(env: DeskEnv) -> list[int]:
+    with env.session() as s:
+        return [t.minutes for t in s.scalars(select(TimeEntry)
+                                             .where(TimeEntry.kind == "planned"))]
+
+
+def estimate_status(env: DeskEnv) -> str:
+    with env.session() as s:
+        e = s.scalar(select(Estimate))
+        assert e is not None
+        return e.status
+
+
+def unconfirmed_approval(env: DeskEnv, how: str = "subject tag") -> str:
+    notice = start(env)
+    staff_says(env, notice, "paul@agency.test", "#estimate 3h £270 New team page.")
+    [t] = env.tickets()
+    clients_before = len(env.client_mail())
+    forged_decision(env, t["ref"], how)
+    assert len(env.client_mail()) == clients_before  # no client hears of it
+    return str(t["ref"])
+
+
+@pytest.mark.parametrize("how", ["subject tag", "ticket address"])
+def test_an_unproven_approval_changes_nothing_and_asks_the_owner(env: DeskEnv,
+                                                                 how: str) -> None:
+    ref = unconfirmed_approval(env, how)
+    after = env.ticket(ref)
+    assert after["status"] == "awaiting_approval"
+    assert estimate_status(env) == "pending" and planned_minutes(env) == []
+    assert not [e for e in after["events"] if e["kind"] == "estimate_approved"]
+    [held] = [e for e in after["events"] if e["kind"] == "decision_unconfirmed"]
+    assert "boss@retainer.test" in held["detail"] and "'approve'" in held["detail"]
+    assert "not sent to the estimate's reply address" in held["detail"]
+    [request] = confirm_requests(env)  # the owner (Paul) is asked, at his own address
+    body = text(request)
+    assert "boss@retainer.test" in body and "Approved, go ahead." in body
+    assert "#confirm" in body and f"desk tickets confirm {ref}" in body
+    token = parse_token(str(request["Reply-To"]), env.address)
+    assert token is not None and token.kind == "staff"
+
+
+def test_the_owner_confirms_by_reply_once(env: DeskEnv) -> None:
+    ref = unconfirmed_approval(env)
+    [request] = confirm_requests(env)
+    staff_says(env, request, "paul@agency.test", "#confirm", "2026-11-23T12:00:00Z")
+    after = env.ticket(ref)
+    assert after["status"] == "open"
+    assert estimate_status(env) == "approved" and planned_minutes(env) == [180]
+    [confirmed] = [e for e in after["events"] if e["kind"] == "decision_confirmed"]
+    assert "paul@agency.test confirmed boss@retainer.test's 'approve'" in confirmed["detail"]
+    [approved] = [e for e in after["events"] if e["kind"] == "estimate_approved"]
+    assert "confirmed by paul@agency.test" in approved["detail"]
+    with env.session() as s:
+        e = s.scalar(select(Estimate))
+        assert e is not None and e.decided_by == "boss@retainer.test"
+        assert e.decision_words == "Approved, go ahead."
+    assert [m for m in env.sent_to("paul@agency.test") if "approved" in m["Subject"]]
+
+    # Nothing is left to confirm: a second #confirm is refused and books nothing more.
+    staff_says(env, request, "paul@agency.test", "#confirm", "2026-11-23T12:10:00Z")
+    [refusal] = [m for m in env.sent_to("paul@agency.test")
+                 if m["Subject"].startswith("Not done")]
+    assert "nothing to confirm" in text(refusal)
+    assert planned_minutes(env) == [180]
+
+
+def test_confirm_from_the_cli(env: DeskEnv) -> None:
+    ref = unconfirmed_approval(env)
+    at = ("--now", "2026-11-23T12:00:00Z")
+    # A senior who does not own the ticket may not vouch for the client's money decision.
+    refused = env.desk(*at, "tickets", "confirm", ref, "--by", "sam@agency.test", check=False)
+    assert refused.returncode == 2 and "owner and account managers" in refused.stderr
+    assert estimate_status(env) == "pending"
+
+    out = env.desk(*at, "tickets", "confirm", ref, "--by", "alice@agency.test").stdout
+    assert "approved" in out
+    after = env.ticket(ref)
+    assert after["status"] == "open"
+    assert estimate_status(env) == "approved" and planned_minutes(env) == [180]
+    [confirmed] = [e for e in after["events"] if e["kind"] == "decision_confirmed"]
+    assert confirmed["detail"].startswith("alice@agency.test confirmed")
+
+    again = env.desk(*at, "tickets", "confirm", ref, check=False)
+    assert again.returncode == 2 and "nothing to confirm" in again.stderr
+    assert planned_minutes(env) == [180]
+
+
+def test_confirm_applies_the_latest_unconfirmed_decline(env: DeskEnv) -> None:
+    ref = unconfirmed_approval(env)
+    forged_decision(env, ref, "subject tag", body="No thanks, too expensive.")
+    assert len(confirm_requests(env)) == 2  # one for each verdict
+    env.desk("--now", "2026-11-23T12:00:00Z", "tickets", "confirm", ref)
+    assert estimate_status(env) == "declined" and planned_minutes(env) == []
+    env.desk("run", "--once", "--now", "2026-11-23T12:01:00Z")  # delivers the owner's mail
+    assert env.ticket(ref)["status"] == "open"
+    assert [m for m in env.sent_to("paul@agency.test") if "declined" in m["Subject"]]
+
+
+def test_our_receiving_server_can_vouch_for_the_client(env: DeskEnv) -> None:
+    notice = start(env)
+    staff_says(env, notice, "paul@agency.test", "#estimate 3h £270 New team page.")
+    [t] = env.tickets()
+    # Written by the sender, below our server's header: proves nothing.
+    forged_decision(env, t["ref"], "subject tag", headers={
+        "Authentication-Results": "mx.retainer.test; dkim=pass header.d=retainer.test"})
+    assert estimate_status(env) == "pending"
+    # Our own server (the trusted authserv-id) saw a DKIM signature of the client's domain.
+    forged_decision(env, t["ref"], "subject tag", headers={
+        "Authentication-Results": "mx.agency.test; dkim=pass header.d=retainer.test"})
+    assert estimate_status(env) == "approved" and planned_minutes(env) == [180]
+    [approved] = [e for e in env.ticket(t["ref"])["events"]
+                  if e["kind"] == "estimate_approved"]
+    assert "dkim=pass for retainer.test" in approved["detail"]

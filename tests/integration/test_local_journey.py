@@ -32,9 +32,11 @@ def test_new_mail_becomes_one_ticket_with_one_acknowledgement(env: DeskEnv) -> N
     detail = env.ticket(t["ref"])
     [out_msg] = [m for m in detail["messages"] if m["direction"] == "out" and not m["internal"]]
     assert f"<{out_msg['message_id']}>" == ack["Message-ID"]  # our Message-ID is stored
-    # The owner got a notice with the facts and a Reply-To that threads into the ticket.
+    # The owner got a notice with the facts and a Reply-To that threads into the ticket:
+    # their own, not the client's (a reply there proves it was them).
     [notice] = env.sent_to("paul@agency.test")
-    assert notice["Reply-To"] == ack["Reply-To"]
+    own = notice["Reply-To"].addresses[0].addr_spec
+    assert own.startswith(f"support+{t['ref']}.s") and notice["Reply-To"] != ack["Reply-To"]
     assert notice["Auto-Submitted"] == "auto-generated"
     text = notice.get_body(("plain",)).get_content()
     assert "Client Co" in text and "support_sla" in text and "#note" in text

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.servers import Dovecot, SmtpCapture
-from tests.support import SUPPORT_USER, DeskEnv, imap_mailbox, make_mail, smtp_to
+from tests.support import SUPPORT_USER, TRUSTED_AUTH, DeskEnv, imap_mailbox, make_mail, smtp_to
 
 EXPECTED = {
     # sender: (client, tier, priority, owner, status, workers)
@@ -48,8 +48,9 @@ def test_staff_forward_opens_the_ticket_for_the_client(env: DeskEnv) -> None:
             "From: Carol Client <client@client.test>\nDate: Mon, 23 Nov 2026\n"
             "Subject: Checkout broken\nTo: Sam <sam@agency.test>\n\n"
             "Our checkout shows a blank page.\n")
+    # Sam's own mail server vouches for him (a forward needs proof: README, Security model).
     env.drop(make_mail(sender="Sam Senior <sam@agency.test>", subject="Fwd: Checkout broken",
-                       body=body))
+                       body=body, headers={"Authentication-Results": TRUSTED_AUTH}))
     env.desk("run", "--once")
     [t] = env.tickets()
     assert t["requester"] == "client@client.test" and t["client"] == "Client Co"

@@ -90,7 +90,8 @@ def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     assert load_settings().mailbox.host == "127.0.0.1"
 
 
-def test_shipped_example_config_is_valid() -> None:
+def test_shipped_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DESK_SECRET", SECRET)  # it takes the secret from the environment
     s = load_settings(Path(__file__).resolve().parents[2] / "config" / "desk.toml")
     assert s.mailbox.source == "maildir" and s.smtp.transport == "maildir"
 

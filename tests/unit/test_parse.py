@@ -352,7 +352,7 @@ def test_html_only_message_is_sanitised_and_converted() -> None:
     assert 'src="cid:logo@x"' in html
 
     text = msg.text_body
-    assert text.startswith("Dear support,\n\nPlease see the document.")
+    assert text.startswith("Dear support,\n\nPlease see the document [https://example.com/doc].")
     assert "- first\n- second" in text
     assert "document.cookie" not in text and "Invoice" not in text and "background" not in text
 

@@ -3,9 +3,10 @@
 # The standard library does the real work (MIME structure, RFC 2047/2231 decoding,
 # address grammar). The parts of this package only add what real-world mail needs on
 # top: every header access is isolated so one broken header becomes a defect instead of
-# a lost message (headers), undeclared 8-bit text is decoded by a small guess
-# (charsets), HTML is sanitised before anyone sees it (html), and delivery reports are
-# taken apart for bounce handling (dsn), all while walking the MIME tree (mime).
+# a lost message (headers), undeclared 8-bit text is decoded by detection (charsets),
+# format=flowed text is unwrapped (flowed), HTML is sanitised before anyone sees it and
+# rendered as plain text (html), and delivery reports are taken apart for bounce handling
+# (dsn), all while walking the MIME tree (mime).
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import email
 from desk.inbox.message import Address, ParsedMessage, content_message_id
 from desk.inbox.parse.headers import _POLICY, _extract_message_ids, _HeaderReader
 from desk.inbox.parse.html import html_to_text, sanitize_html
-from desk.inbox.parse.mime import _MIB, _BodyCollector, _collect_mime_defects
+from desk.inbox.parse.mime import _MIB, _BodyCollector, _collect_mime_defects, _message_hint
 from desk.inbox.parse.text import _dedupe
 
 __all__ = ["ParseError", "html_to_text", "parse_message", "sanitize_html"]
@@ -34,10 +35,14 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int = 10 * _MIB) -> Parse
     except Exception as exc:  # the stdlib parser is lenient; anything escaping it is fatal
         raise ParseError(f"unparseable message: {exc}") from exc
 
-    defects: list[str] = []
-    reader = _HeaderReader(msg, defects)
-    body = _BodyCollector(max_attachment_bytes, defects)
+    # The body is read first: what its charset turns out to be is the best guess for
+    # raw 8-bit headers, which are too short to detect a charset from.
+    body_defects: list[str] = []
+    body = _BodyCollector(max_attachment_bytes, body_defects, hint=_message_hint(msg))
     body.visit(msg)
+    defects: list[str] = []
+    reader = _HeaderReader(msg, defects, body.hint)
+    defects.extend(body_defects)
     _collect_mime_defects(msg, defects)
 
     parsed = ParsedMessage(
@@ -52,6 +57,7 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int = 10 * _MIB) -> Parse
         references=reader.message_ids("references"),
         text_body=body.text(),
         html_body=body.html(),
+        html_source="\n".join(body.html_parts) or None,
         attachments=body.attachments,
         headers=reader.all_headers(),
         return_path=reader.return_path(),

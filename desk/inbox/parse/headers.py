@@ -12,7 +12,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from functools import lru_cache
 
 from desk.inbox.message import Address
-from desk.inbox.parse.charsets import _repair_8bit
+from desk.inbox.parse.charsets import CharsetHint, _repair_8bit
 from desk.inbox.parse.text import _clean_line, _dedupe
 
 
@@ -93,10 +93,12 @@ _PLAUSIBLE_ADDRESS = re.compile(r'^[^\s<>(),;:"\\]+$')
 class _HeaderReader:
     """Header access where each header is decoded in isolation and failures are defects."""
 
-    def __init__(self, msg: Message, defects: list[str]) -> None:
+    def __init__(
+        self, msg: Message, defects: list[str], hint: CharsetHint | None = None
+    ) -> None:
         self.defects = defects
         self._raw: list[tuple[str, str]] = [
-            (name, _repair_8bit(value, defects, f"{name} header"))
+            (name, _repair_8bit(value, defects, f"{name} header", hint))
             for name, value in _raw_items(msg)
         ]
 

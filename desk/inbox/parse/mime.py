@@ -11,9 +11,11 @@ from email.message import Message
 from email.parser import HeaderParser
 
 from desk.inbox.message import Attachment
+from desk.inbox.parse.charsets import CharsetHint, _known_charset
 from desk.inbox.parse.dsn import _block_value, _dsn_address, _status_blocks
+from desk.inbox.parse.flowed import unflow
 from desk.inbox.parse.headers import _first_id, _HeaderReader
-from desk.inbox.parse.html import html_to_text, sanitize_html
+from desk.inbox.parse.html import sanitised_html_to_text, sanitize_html
 from desk.inbox.parse.parts import (
     _children,
     _content_type,
@@ -52,6 +54,23 @@ def _collect_mime_defects(msg: Message, defects: list[str]) -> None:
         defects.extend(_describe_defect(d) for d in getattr(part, "defects", []))
 
 
+def _message_hint(msg: Message) -> CharsetHint:
+    """The first real charset a text part declares: the message's own word on what its
+    undeclared parts and raw 8-bit headers are written in. Attached messages were
+    written by someone else and have their own."""
+    stack = [msg]
+    while stack:
+        part = stack.pop()
+        ctype = _content_type(part)
+        if ctype.startswith("text/"):
+            codec = _known_charset(_param(part, "charset"))
+            if codec and codec != "ascii":
+                return CharsetHint(declared=codec)
+        elif not ctype.startswith("message/"):
+            stack.extend(reversed(_children(part)))
+    return CharsetHint()
+
+
 def _walk(msg: Message) -> Iterable[Message]:
     stack = [msg]
     while stack:
@@ -72,13 +91,14 @@ class _BodyCollector:
     attachments: list[Attachment] = field(default_factory=list)
     dsn_message_id: str | None = None
     dsn_recipients: list[str] = field(default_factory=list)
+    hint: CharsetHint = field(default_factory=CharsetHint)
 
     _sanitized: str | None = None
 
     def text(self) -> str:
         own = "\n\n".join(part.strip("\n") for part in self.plain if part.strip())
         if not own and (html := self.html()):
-            own = html_to_text(html)
+            own = sanitised_html_to_text(html)
         if not own.strip() and self.forwarded:
             own = "\n\n".join(self.forwarded)
         return _clean_body(own)
@@ -142,40 +162,43 @@ class _BodyCollector:
             self._attachment(part, ctype)
             return
         if ctype == "text/html":
-            self.html_parts.append(_part_text(part, self.defects))
+            self.html_parts.append(_part_text(part, self.defects, self.hint))
             return
         if not want_plain:
             return
         if ctype.startswith("multipart/"):
             self.defects.append(f"{ctype} part without usable boundary; kept as text")
-        text, files = _extract_uuencoded(_part_text(part, self.defects))
+        text, files = _extract_uuencoded(_part_text(part, self.defects, self.hint))
+        if ctype == "text/plain" and _param(part, "format") == "flowed":
+            text = unflow(text, delsp=_param(part, "delsp") == "yes")
         self.plain.append(text)
         for name, data in files:
             guessed = mimetypes.guess_type(name, strict=False)[0]
             self._store(name, guessed or "application/octet-stream", data)
 
     def _attachment(self, part: Message, ctype: str) -> None:
-        self._store(_filename(part), ctype, _payload_bytes(part))
+        self._store(_filename(part), ctype, _payload_bytes(part), _content_id(part))
 
-    def _store(self, filename: str, ctype: str, data: bytes) -> None:
+    def _store(self, filename: str, ctype: str, data: bytes, content_id: str = "") -> None:
         size = len(data)
         if size <= self.max_attachment_bytes:
-            self.attachments.append(Attachment(filename, ctype, size, data))
+            self.attachments.append(Attachment(filename, ctype, size, data,
+                                               content_id=content_id))
             return
         note = (
             f"not stored: {_human_size(size)} is over the "
             f"{_human_size(self.max_attachment_bytes)} attachment cap"
         )
-        self.attachments.append(Attachment(filename, ctype, size, None, note))
+        self.attachments.append(Attachment(filename, ctype, size, None, note, content_id))
 
     def _forwarded(self, part: Message, ctype: str, depth: int, *, in_report: bool) -> None:
         inner = _children(part)[0]
-        nested = _BodyCollector(self.max_attachment_bytes, [])
+        nested = _BodyCollector(self.max_attachment_bytes, [], hint=_message_hint(inner))
         nested.visit(inner, depth + 1)
         self.defects.extend(d if d.startswith(_NESTED) else f"{_NESTED}{d}" for d in nested.defects)
         if text := nested.text():
             self.forwarded.append(text)
-        inner_headers = _HeaderReader(inner, [])
+        inner_headers = _HeaderReader(inner, [], nested.hint)
         if in_report and self.dsn_message_id is None:
             self.dsn_message_id = _first_id(inner_headers.first("message-id"))
         subject = inner_headers.subject()
@@ -183,7 +206,7 @@ class _BodyCollector:
         self._store(filename, ctype, _message_bytes(inner, self.defects))
 
     def _returned_headers(self, part: Message) -> None:
-        text = _part_text(part, self.defects)
+        text = _part_text(part, self.defects, self.hint)
         try:
             headers = HeaderParser(policy=policy.compat32).parsestr(text)
         except Exception:  # not even a header block: nothing to learn from it
@@ -201,6 +224,15 @@ class _BodyCollector:
             )
             if recipient and (addr := _dsn_address(recipient)):
                 self.dsn_recipients = _dedupe([*self.dsn_recipients, addr])
+
+
+def _content_id(part: Message) -> str:
+    # The HTML shows an inline image where it says cid:<this>.
+    try:
+        value = str(part.get("Content-ID") or "")
+    except Exception:  # a header the parser could not read: no id
+        return ""
+    return value.strip().strip("<>").strip()[:998]
 
 
 def _eml_name(subject: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from desk.inbox.parse.charsets import _decode_bytes, _repair_8bit
+from desk.inbox.parse.charsets import CharsetHint, _decode_bytes, _repair_8bit
 from desk.inbox.parse.headers import _decode_words
 from desk.inbox.parse.text import _clean_line, _normalise_newlines
 
@@ -62,7 +62,7 @@ def _payload_bytes(part: Message) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
-def _part_text(part: Message, defects: list[str]) -> str:
+def _part_text(part: Message, defects: list[str], hint: CharsetHint | None = None) -> str:
     return _normalise_newlines(
-        _decode_bytes(_payload_bytes(part), _param(part, "charset"), defects, "body")
+        _decode_bytes(_payload_bytes(part), _param(part, "charset"), defects, "body", hint)
     )

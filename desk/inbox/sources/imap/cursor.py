@@ -1,7 +1,8 @@
 """Where intake stands in the folder: (UIDVALIDITY, the highest UID acknowledged).
 
-The position only moves once messages are committed and acknowledged, and never past a
-UID that could not be read; receipts keyed by (mailbox, UIDVALIDITY, UID) make any
+The position only moves once messages are committed and acknowledged (or, too big to
+download, recorded as left at the source), and never past a UID that could not be read;
+receipts keyed by (mailbox, UIDVALIDITY, UID) make any
 re-fetch harmless, and a UIDVALIDITY change re-scans the folder (duplicates are then
 recognised by Message-ID).
 """
@@ -11,14 +12,41 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import NamedTuple
 
 from imapclient import IMAPClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from desk.config.settings import MailboxSection
 from desk.store.db import transaction
 from desk.store.models import MailboxState
 
 log = logging.getLogger("desk.inbox")
+
+
+def mailbox_key(settings: MailboxSection) -> str:
+    """The folder's name in the database: its lease, cursor and receipts."""
+    return (f"imap:{settings.username}@{settings.host}:{settings.effective_port}"
+            f"/{settings.folder}")
+
+
+class Position(NamedTuple):
+    """Where one message is: the source key of its receipt, taken apart."""
+
+    mailbox: str
+    uidvalidity: int
+    uid: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.mailbox}:{self.uidvalidity}:{self.uid}"
+
+    @classmethod
+    def parse(cls, key: str) -> Position | None:
+        mailbox, validity, uid = key.rsplit(":", 2) if key.count(":") >= 2 else ("", "", "")
+        if not (mailbox.startswith("imap:") and validity.isdigit() and uid.isdigit()):
+            return None
+        return cls(mailbox, int(validity), int(uid))
 
 
 class UidCursor:

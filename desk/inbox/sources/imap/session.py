@@ -10,8 +10,12 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from desk.config.settings import MailboxSection
+from desk.credentials import TokenError
+from desk.inbox.sources.imap.auth import login, tls_context
 
-ConnectionErrors = (IMAPClientError, OSError, socket.error, ssl.SSLError, EOFError)
+# TokenError: the token endpoint is down or refused us; the source backs off and logs the
+# incident once, like any other lost connection, and nothing is acknowledged meanwhile.
+ConnectionErrors = (IMAPClientError, OSError, socket.error, ssl.SSLError, EOFError, TokenError)
 
 
 class ConnectionLost(IMAPClientError):  # type: ignore[misc]  # imapclient has no types
@@ -26,11 +30,17 @@ class ImapSession:
     # -- network seam ---------------------------------------------------------------
     def connect(self) -> IMAPClient:
         s = self.s
-        context = ssl.create_default_context() if s.tls else None
+        context = tls_context(s) if s.tls else None
         # A short timeout: a server that accepts but never greets must not stall recovery.
         client = IMAPClient(s.host, port=s.effective_port, ssl=s.tls, ssl_context=context,
                             timeout=15)
-        client.login(s.username, s.resolved_password())
+        try:
+            login(client, s)
+        except BaseException:
+            # A refused login must not leave the socket open until garbage collection.
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            raise
         # Keepalive probes notice a peer that vanished without closing the connection.
         client.socket().setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         return client

@@ -2,9 +2,11 @@
 
 Messages are fetched by UID with BODY.PEEK[] (so fetching never marks them read),
 ingested, and flagged ``\\Seen`` (or moved to ``processed_folder``) only after the
-transaction that recorded them committed. Receipts keyed by
-(mailbox, UIDVALIDITY, UID) make any re-fetch harmless; a UIDVALIDITY change
-re-scans the folder and de-duplicates by Message-ID. The pieces live in
+transaction that recorded them committed. Their RFC822.SIZE is asked first: one over
+``[intake] max_message_bytes`` is not downloaded but quarantined by its headers and left
+on the server, unflagged, for `desk quarantine retry` (``refetch.py``) to fetch.
+Receipts keyed by (mailbox, UIDVALIDITY, UID) make any re-fetch harmless; a UIDVALIDITY
+change re-scans the folder and de-duplicates by Message-ID. The pieces live in
 ``desk.inbox.sources.imap``: the connection, the lease, the UID cursor, the wait for mail.
 """
 
@@ -16,12 +18,13 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
+from imapclient import IMAPClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config.settings import MailboxSection
 from desk.inbox.intake import INGEST_BATCH, Ingest, IngestResult, OnIngested, TransientError, ignore
 from desk.inbox.sources import in_thread
-from desk.inbox.sources.imap.cursor import UidCursor
+from desk.inbox.sources.imap.cursor import Position, UidCursor, mailbox_key
 from desk.inbox.sources.imap.idle import more_waiting, wait_for_mail
 from desk.inbox.sources.imap.lease import LeaseHeld, MailboxLease
 from desk.inbox.sources.imap.session import ConnectionErrors, ImapSession, acknowledge
@@ -31,6 +34,31 @@ log = logging.getLogger("desk.inbox")
 
 FETCH_BATCH = 200
 STANDBY_SECONDS = 5
+
+
+class _Taken:
+    """What a batch committed: ``recorded`` may move the cursor, ``ingested`` (not the
+    messages left at the source) are acknowledged at the source."""
+
+    def __init__(self) -> None:
+        self.recorded: set[int] = set()
+        self.ingested: list[int] = []
+
+    def add(self, uids: list[int], *, ingested: bool) -> None:
+        self.recorded.update(uids)
+        if ingested:
+            self.ingested += uids
+
+
+def _read_through(batch: list[int], recorded: set[int]) -> int:
+    """The last UID before the first one not recorded (0: the first is not): the cursor
+    never moves past a message that could not be read."""
+    high = 0
+    for uid in batch:
+        if uid not in recorded:
+            break
+        high = uid
+    return high
 
 
 def _trouble(exc: Exception) -> str | None:
@@ -57,8 +85,7 @@ class ImapSource:
         self.s = settings
         self.ingestor = ingestor
         self.on_ingested = on_ingested
-        self.key = (f"imap:{settings.username}@{settings.host}:{settings.effective_port}"
-                    f"/{settings.folder}")
+        self.key = mailbox_key(settings)
         self.session = ImapSession(settings)
         self.lease = MailboxLease(factory, self.key, worker_id=worker_id, clock=clock)
         self.cursor = UidCursor(factory, self.key, clock=clock)
@@ -77,42 +104,70 @@ class ImapSource:
             if stop is not None and stop.is_set():
                 break
             batch = uids[start:start + FETCH_BATCH]
-            fetched = client.fetch(batch, ["BODY.PEEK[]"])
-            done: list[int] = []
-            gap: int | None = None  # the first UID we could not read: never skip past it
-            items: list[tuple[int, str, bytes]] = []
-            for uid in batch:
-                data = fetched.get(uid)
-                if data is None or b"BODY[]" not in data:
-                    # Expunged meanwhile, or not readable yet: look again next time.
-                    log.info("%s: UID %s not fetched; will look again", self.key, uid)
-                    gap = uid if gap is None else gap
-                    continue
-                items.append((uid, f"{self.key}:{uidvalidity}:{uid}", data[b"BODY[]"] or b""))
-            fetched.clear()  # the raw mail now lives in items only: keep memory flat
+            taken = _Taken()
             try:
-                for first in range(0, len(items), INGEST_BATCH):
-                    if stop is not None and stop.is_set():
-                        gap = items[first][0] if gap is None else min(gap, items[first][0])
-                        break
-                    chunk = items[first:first + INGEST_BATCH]
-                    results += self.ingestor.ingest_batch(
-                        [(key, raw) for _, key, raw in chunk], source=self.name)
-                    done += [uid for uid, _, _ in chunk]
-                    self.on_ingested(len(chunk))  # the sender starts on this mail now
+                results += self._take(client, batch, uidvalidity, taken, stop)
             finally:
                 # Whatever committed is acknowledged at the source, even if a later
                 # chunk of the batch hit a database outage.
-                if done:
-                    acknowledge(client, done, self.s.processed_folder)
-                    high = max(done) if gap is None else min(max(done), gap - 1)
+                if taken.ingested:
+                    acknowledge(client, taken.ingested, self.s.processed_folder)
+                if taken.recorded:
+                    high = _read_through(batch, taken.recorded)
                     self.cursor.save(uidvalidity, max(high, start_uid))
                     self.on_ingested(0)
-            if gap is not None:
+            if not taken.recorded.issuperset(batch):
                 break  # the rest waits for the next sync, after the gap
             self.lease.acquire()  # renew during long backlogs
         if not uids:
             self.cursor.save(uidvalidity, self.cursor.position()[1])
+        return results
+
+    def _take(self, client: IMAPClient, batch: list[int], uidvalidity: int, taken: _Taken,
+              stop: threading.Event | None) -> list[IngestResult]:
+        # Sizes first: a message over the cap is never downloaded, whatever its size.
+        sizes = {uid: int(data[b"RFC822.SIZE"]) for uid, data in
+                 client.fetch(batch, ["RFC822.SIZE"]).items() if b"RFC822.SIZE" in data}
+        cap = self.ingestor.max_message_bytes
+        results = self._leave_at_source(
+            client, [u for u in batch if sizes.get(u, 0) > cap], sizes, uidvalidity, taken)
+        wanted = [u for u in batch if u in sizes and sizes[u] <= cap]
+        fetched = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
+        items: list[tuple[int, str, bytes]] = []
+        for uid in batch:
+            data = fetched.get(uid)
+            if uid in wanted and data is not None and b"BODY[]" in data:
+                items.append((uid, Position(self.key, uidvalidity, uid).key,
+                              data[b"BODY[]"] or b""))
+            elif uid not in taken.recorded:
+                # Expunged meanwhile, or not readable yet: look again next time.
+                log.info("%s: UID %s not fetched; will look again", self.key, uid)
+        fetched.clear()  # the raw mail now lives in items only: keep memory flat
+        for first in range(0, len(items), INGEST_BATCH):
+            if stop is not None and stop.is_set():
+                break
+            chunk = items[first:first + INGEST_BATCH]
+            results += self.ingestor.ingest_batch(
+                [(key, raw) for _, key, raw in chunk], source=self.name)
+            taken.add([uid for uid, _, _ in chunk], ingested=True)
+            self.on_ingested(len(chunk))  # the sender starts on this mail now
+        return results
+
+    def _leave_at_source(self, client: IMAPClient, big: list[int], sizes: dict[int, int],
+                         uidvalidity: int, taken: _Taken) -> list[IngestResult]:
+        """Messages over the cap stay on the server, unread and unflagged: their headers
+        go to the quarantine, and their receipts keep them from being handed over again."""
+        if not big:
+            return []
+        fetched = client.fetch(big, ["BODY.PEEK[HEADER]"])
+        results: list[IngestResult] = []
+        for uid in big:
+            headers = (fetched.get(uid) or {}).get(b"BODY[HEADER]")
+            if headers is None:
+                continue  # gone meanwhile: logged with the other gaps
+            results.append(self.ingestor.quarantine_unfetched(
+                Position(self.key, uidvalidity, uid).key, headers, sizes[uid]))
+            taken.add([uid], ingested=False)
         return results
 
     # -- long-running loop ----------------------------------------------------------
