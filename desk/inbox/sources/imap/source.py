@@ -133,10 +133,11 @@ class ImapSource:
             client, [u for u in batch if sizes.get(u, 0) > cap], sizes, uidvalidity, taken)
         wanted = [u for u in batch if u in sizes and sizes[u] <= cap]
         fetched = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
+        small = set(wanted)  # looked up once per message of the batch
         items: list[tuple[int, str, bytes]] = []
         for uid in batch:
             data = fetched.get(uid)
-            if uid in wanted and data is not None and b"BODY[]" in data:
+            if uid in small and data is not None and b"BODY[]" in data:
                 items.append((uid, Position(self.key, uidvalidity, uid).key,
                               data[b"BODY[]"] or b""))
             elif uid not in taken.recorded:
