@@ -14,6 +14,7 @@ retrying does not help; the message names the setting to fix.
 
 from __future__ import annotations
 
+import functools
 import json
 import ssl
 import threading
@@ -25,10 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from desk.config.oauth2 import GOOGLE_TOKEN_URI, MICROSOFT_AUTHORITY, Oauth2Section
 from desk.logs import hide
+
+if TYPE_CHECKING:
+    import requests
 
 # A token whose lifetime the endpoint did not say is used this long before a fresh one.
 DEFAULT_LIFETIME = 3600.0
@@ -262,6 +266,23 @@ def store_refresh_token(path: Path, token: str) -> None:
     tmp.replace(path)
 
 
+def _requests_session(s: Oauth2Section) -> requests.Session:
+    """A requests session for msal and google-auth that trusts ``ca_file`` and times out.
+
+    ``session.verify`` alone is not enough: requests lets $REQUESTS_CA_BUNDLE or
+    $CURL_CA_BUNDLE (set on many systems) win over it (psf/requests#3829), so the private
+    CA would be ignored. The CA and the timeout are bound to every request instead; a
+    caller's own ``timeout=`` still wins."""
+    import requests
+
+    session = requests.Session()
+    options: dict[str, Any] = {"timeout": s.timeout_seconds}
+    if s.ca_file:
+        session.verify = options["verify"] = s.ca_file
+    session.request = functools.partial(session.request, **options)  # type: ignore[method-assign]
+    return session
+
+
 def _microsoft(s: Oauth2Section) -> tuple[str, float]:
     import msal  # type: ignore[import-untyped]  # only installations that use it load it
     import requests
@@ -275,7 +296,7 @@ def _microsoft(s: Oauth2Section) -> tuple[str, float]:
             authority=f"{s.authority_host.rstrip('/')}/{s.tenant_id}",
             # A test or sovereign-cloud authority is not in Microsoft's instance list.
             instance_discovery=None if s.authority_host == MICROSOFT_AUTHORITY else False,
-            verify=s.ca_file or True, timeout=s.timeout_seconds)
+            http_client=_requests_session(s))
         result = app.acquire_token_for_client(scopes=[s.effective_scope])
     except requests.RequestException as exc:
         raise TokenUnavailable(f"Microsoft token endpoint unreachable: {exc}") from None
@@ -301,12 +322,8 @@ def _microsoft(s: Oauth2Section) -> tuple[str, float]:
 def _google(s: Oauth2Section) -> tuple[str, float]:
     import google.auth.exceptions
     import google.auth.transport.requests
-    import requests
 
-    session = requests.Session()
-    if s.ca_file:
-        session.verify = s.ca_file
-    request = google.auth.transport.requests.Request(session)
+    request = google.auth.transport.requests.Request(_requests_session(s))
     creds: Any
     if s.service_account_file:
         from google.oauth2 import service_account
@@ -354,3 +371,124 @@ def _google_error(exc: Exception) -> tuple[str, str]:
     if isinstance(body, dict):
         return str(body.get("error", "refused")), str(body.get("error_description", ""))
     return "refused", str(exc.args[0]) if exc.args else ""
+
+
+# --------------------------------------------------------------------------- consent
+
+
+@dataclass(frozen=True)
+class ClientSecrets:
+    """An installed-app OAuth client, as Google's console downloads it."""
+
+    client_id: str
+    client_secret: str
+    auth_uri: str
+    token_uri: str
+
+
+def read_client_secrets(path: Path) -> ClientSecrets:
+    """``{"installed": {client_id, client_secret, auth_uri, token_uri}}``; ValueError names
+    what is wrong with the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read the client secrets file {path}: "
+                         f"{exc.strerror or exc}") from None
+    except ValueError:
+        raise ValueError(f"the client secrets file {path} is not JSON") from None
+    app = data.get("installed") if isinstance(data, dict) else None
+    if not isinstance(app, dict):
+        raise ValueError(f"{path} is not an installed-app client (no \"installed\" key; "
+                         "create an OAuth client of type Desktop app)")
+    fields = ("client_id", "client_secret", "auth_uri", "token_uri")
+    missing = [k for k in fields if not isinstance(app.get(k), str) or not app[k]]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}")
+    hide(app["client_secret"])
+    return ClientSecrets(*(str(app[k]) for k in fields))
+
+
+class Consent:
+    """The installed-app consent (RFC 8252): a loopback redirect, PKCE S256, one code.
+
+    ``url`` is what the user opens; ``wait()`` returns the code the browser brings back to
+    ``redirect_uri``; ``exchange()`` trades it for the refresh token."""
+
+    def __init__(self, client: ClientSecrets, scope: str) -> None:
+        import base64
+        import hashlib
+        import secrets
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        self.client = client
+        self.verifier = secrets.token_urlsafe(64)
+        self.state = secrets.token_urlsafe(16)
+        challenge = base64.urlsafe_b64encode(
+            hashlib.sha256(self.verifier.encode()).digest()).rstrip(b"=").decode()
+        self._answer: dict[str, str] | None = None
+        self._arrived = threading.Event()
+        consent = self
+
+        class Redirect(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                done = ("code" in query or "error" in query) and not consent._arrived.is_set()
+                if done:
+                    consent._answer = query
+                    consent._arrived.set()
+                text = ("desk has the answer; you can close this tab." if done
+                        else "desk is waiting for the consent screen's answer.")
+                body = f"<!doctype html><title>desk</title><p>{text}</p>".encode()
+                self.send_response(200 if done else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = HTTPServer(("127.0.0.1", 0), Redirect)
+        self.redirect_uri = f"http://127.0.0.1:{self._server.server_address[1]}/"
+        threading.Thread(target=self._server.serve_forever, name="oauth-redirect",
+                         daemon=True).start()
+        self.url = client.auth_uri + ("&" if "?" in client.auth_uri else "?") + \
+            urllib.parse.urlencode({
+                "client_id": client.client_id, "redirect_uri": self.redirect_uri,
+                "response_type": "code", "scope": scope, "access_type": "offline",
+                "prompt": "consent", "code_challenge": challenge,
+                "code_challenge_method": "S256", "state": self.state})
+
+    def wait(self, timeout: float) -> str:
+        """The authorization code; TokenError when none came, or the user said no."""
+        try:
+            if not self._arrived.wait(timeout):
+                raise TokenUnavailable(f"no answer from the consent screen within "
+                                       f"{timeout:.0f} s")
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+        answer = self._answer or {}
+        if "error" in answer:
+            raise TokenRejected(f"the consent was not given ({answer['error']})")
+        if answer.get("state") != self.state:
+            raise TokenRejected("the answer's state does not match this request (a stale "
+                                "or forged redirect): run the command again")
+        code = answer.get("code", "")
+        hide(code)
+        return code
+
+    def exchange(self, s: Oauth2Section, code: str) -> str:
+        """The refresh token the code is worth (``s`` for ca_file and timeout)."""
+        data = post_form(s, self.client.token_uri, {
+            "grant_type": "authorization_code", "code": code,
+            "code_verifier": self.verifier, "redirect_uri": self.redirect_uri,
+            "client_id": self.client.client_id, "client_secret": self.client.client_secret})
+        token = data.get("refresh_token")
+        if not isinstance(token, str) or not token:
+            raise TokenRejected("the token endpoint gave no refresh token (was "
+                                "access_type=offline dropped?)")
+        hide(token)
+        if isinstance(data.get("access_token"), str):
+            hide(data["access_token"])
+        return token

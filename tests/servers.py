@@ -976,9 +976,10 @@ class TokenServer:
     Dovecot and the SMTP sink ask) keeps answering, as with a real IdP outage and resource
     servers that still know the tokens they saw. The token endpoint serves
     client_credentials, refresh_token and the JWT-bearer grant of Google service accounts
-    (the assertion's signature is not checked), and an OpenID discovery document under any
-    path so msal accepts ``https://HOST:PORT/<tenant>`` as its authority (msal needs
-    https: pass ``tls=(cert, key)``).
+    (the assertion's RS256 signature is checked when ``service_account_keys`` holds the
+    account's public key), the authorization_code grant of ``codes`` (PKCE S256), and an
+    OpenID discovery document under any path so msal accepts ``https://HOST:PORT/<tenant>``
+    as its authority (msal needs https: pass ``tls=(cert, key)``).
     """
 
     host: str = HOST
@@ -989,6 +990,10 @@ class TokenServer:
         self.clients: dict[str, tuple[str, str]] = {}
         self.refresh_tokens: dict[str, str] = {}  # refresh token -> client_id
         self.service_accounts: dict[str, str] = {}  # client_email -> client_id
+        # client_email -> PEM public key: the assertion's RS256 signature is then checked
+        self.service_account_keys: dict[str, bytes] = {}
+        # authorization code -> (client_id, PKCE code_challenge): what a consent screen gave
+        self.codes: dict[str, tuple[str, str]] = {}
         self.lifetime = lifetime
         self.tls = tls
         self.issued: dict[str, tuple[str, float]] = {}  # token -> (user, expires, monotonic)
@@ -1062,9 +1067,22 @@ class TokenServer:
             client_id = self.service_accounts.get(claims.get("iss", ""))
             if client_id is None:
                 return 400, {"error": "invalid_grant", "error_description": "unknown account"}
+            key = self.service_account_keys.get(claims["iss"])
+            if key is not None:
+                import jwt
+
+                try:
+                    # google-auth always names Google's endpoint as the audience.
+                    jwt.decode(form["assertion"], key, algorithms=["RS256"],
+                               audience="https://oauth2.googleapis.com/token")
+                except jwt.InvalidTokenError as exc:
+                    return 400, {"error": "invalid_grant",
+                                 "error_description": f"Invalid JWT Signature: {exc}"}
             return self._issue(client_id)
         client_id = form.get("client_id", "")
         known = self.clients.get(client_id)
+        if grant == "authorization_code":
+            return self._exchange_code(form)
         if grant == "refresh_token":
             if self.refresh_tokens.get(form.get("refresh_token", "")) != client_id:
                 return 400, {"error": "invalid_grant",
@@ -1079,6 +1097,27 @@ class TokenServer:
             return 401, {"error": "invalid_client",
                          "error_description": "AADSTS7000215: Invalid client secret provided."}
         return self._issue(client_id)
+
+    def _exchange_code(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """A code is good once, for its client, with the verifier of its challenge."""
+        import base64
+        import hashlib
+
+        client_id, challenge = self.codes.pop(form.get("code", ""), ("", ""))
+        known = self.clients.get(client_id)
+        if known is None or form.get("client_id") != client_id:
+            return 400, {"error": "invalid_grant", "error_description": "unknown code"}
+        if form.get("client_secret") != known[0]:
+            return 401, {"error": "invalid_client", "error_description": "bad client"}
+        digest = hashlib.sha256(form.get("code_verifier", "").encode()).digest()
+        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != challenge:
+            return 400, {"error": "invalid_grant", "error_description": "code_verifier"}
+        if not form.get("redirect_uri"):
+            return 400, {"error": "invalid_request", "error_description": "redirect_uri"}
+        code, body = self._issue(client_id)
+        refresh = f"rt-{client_id}-{os.urandom(8).hex()}"
+        self.refresh_tokens[refresh] = client_id
+        return code, {**body, "refresh_token": refresh}
 
     def handle_introspect(self, form: dict[str, str]) -> dict[str, Any]:
         found = self.issued.get(form.get("token", ""))

@@ -7,6 +7,7 @@ import click
 from desk.cli import (
     checkmail,
     directory,
+    oauth,
     operations,
     preview,
     privacy,
@@ -34,7 +35,7 @@ def main(ctx: click.Context, config: str | None, fixed_now: str | None) -> None:
 # Registered here rather than with @main.command in the submodules: they would have to
 # import this package for `main`, an import cycle.
 for _module in (operations, directory, tickets, preview, reports, quarantine, privacy,
-                checkmail):
+                checkmail, oauth):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

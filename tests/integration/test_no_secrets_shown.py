@@ -75,6 +75,9 @@ INVOCATIONS: dict[tuple[str, ...], list[str]] = {
     ("quarantine", "drop"): ["{qid}"],
     # Logs in to Dovecot and the SMTP sink with the passwords, and sends through it.
     ("check-mail",): ["--send-test", "client@client.test"],
+    # Interactive (waits for a browser): a client secrets file that is not there ends it.
+    ("init-oauth",): ["google", "--client-secrets", "no-such-client-secret.json",
+                      "--no-browser"],
 }
 # Run as processes of their own: logging set-up, the daemon, uncaught errors as the
 # interpreter prints them.
