@@ -26,16 +26,11 @@ from desk.routing.subject import tagged
 from desk.sla.clock import ONCE_KINDS, estimate_since, refresh
 from desk.sla.schedule import KIND_WORDS, Action, schedule
 from desk.store.db import is_postgres, transaction
-from desk.store.models import Estimate, EstimateStatus, Staff, Ticket
+from desk.store.models import Staff, Ticket
 from desk.store.tickets import add_event
+from desk.work.estimates import pending_estimate
 
 log = logging.getLogger("desk.sla")
-
-
-def pending_estimate_id(session: Session, ticket: Ticket) -> int | None:
-    return session.scalar(select(Estimate.id).where(
-        Estimate.ticket_id == ticket.id, Estimate.status == EstimateStatus.pending)
-        .order_by(Estimate.id.desc()).limit(1))
 
 
 @dataclass(slots=True)
@@ -238,7 +233,8 @@ class Clock:
                 subject=f"Reminder: your approval for {tagged(ticket.subject, ticket.ref)}",
                 template="estimate_reminder", thread=client_thread(session, ticket),
                 # The answer to a reminder is a decision too: the same bound Reply-To.
-                estimate_id=pending_estimate_id(session, ticket),
+                estimate_id=estimate.id if (estimate := pending_estimate(session, ticket))
+                else None,
                 context=self._context(ticket, action, first_name=(
                     ticket.requester_name.split()[0] if ticket.requester_name else "")),
             ), ticket=ticket, now=now)
