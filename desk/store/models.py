@@ -544,3 +544,7 @@ class Worker(Base):
     beat_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_ingest_at: Mapped[datetime | None] = mapped_column()
     stopped_at: Mapped[datetime | None] = mapped_column()
+    # The connection incident the daemon is in now (a rejected OAuth2 secret, a mailbox that
+    # refuses it), cleared when the connection works again; shown by `desk status`.
+    trouble: Mapped[str | None] = mapped_column(Text)
+    trouble_since: Mapped[datetime | None] = mapped_column()
