@@ -21,6 +21,8 @@ from jinja2 import (
 )
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from desk.words import noun_for, plural
+
 
 @lru_cache(maxsize=8)
 def environment(override_dir: str | None) -> ImmutableSandboxedEnvironment:
@@ -39,6 +41,9 @@ def environment(override_dir: str | None) -> ImmutableSandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    # Templates count things in people's words: {{ n | plural("ticket") }}.
+    env.filters["plural"] = plural
+    env.filters["noun_for"] = noun_for
     return env
 
 
