@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 # A step may say how to wait for the next one (IMAP: IDLE until the server has mail).
 Pause = Callable[[], object]
@@ -40,6 +41,62 @@ class Retry:
     expected: Callable[[Exception], str | None] = nothing_expected
 
 
+@dataclass(frozen=True, slots=True)
+class Trouble:
+    what: str  # the loop: "imap support@agency.test@host:993/INBOX", "outbox"
+    description: str
+    since: datetime
+
+
+class TroubleBoard:
+    """The incidents this process is in now, so the heartbeat can put them where
+    ``desk status`` reads them: a refused OAuth2 secret is otherwise only a log line."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._now: dict[str, Trouble] = {}
+        self._listeners: list[Callable[[], None]] = []
+        self.changes = 0  # counts every report and clear: a reader knows it missed none
+
+    def report(self, what: str, description: str) -> None:
+        with self._lock:
+            if what in self._now and self._now[what].description == description:
+                return
+            since = self._now[what].since if what in self._now else datetime.now(UTC)
+            self._now[what] = Trouble(what, description, since)
+            self.changes += 1
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+    def clear(self, what: str) -> None:
+        with self._lock:
+            if self._now.pop(what, None) is None:
+                return
+            self.changes += 1
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+    def current(self) -> list[Trouble]:
+        with self._lock:
+            return sorted(self._now.values(), key=lambda t: t.since)
+
+    def listen(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` (from any thread) on every change; returns the unsubscribe."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+        return unsubscribe
+
+
+troubles = TroubleBoard()
+
+
 class Incident:
     """One loop's current trouble: what was said about it and how long to wait next."""
 
@@ -53,6 +110,7 @@ class Incident:
         if self.current is not None:
             self.log.info("%s: recovered after %s", self.retry.what, self.current)
             self.current = None
+            troubles.clear(self.retry.what)
         self.delay = self.retry.first
 
     def failed(self, exc: Exception) -> float:
@@ -62,9 +120,14 @@ class Incident:
         if description is None:
             self.log.error("%s: unexpected error; retrying", what, exc_info=exc)
             self.current = self.current or f"unexpected {type(exc).__name__}"
+            troubles.report(what, f"unexpected error ({headline(exc)})")
         elif self.current is None:
             self.log.warning("%s: %s; retrying", what, description)
             self.current = description
+        if description is not None:
+            # The board keeps the latest word (an endpoint that was down may now refuse
+            # the secret); the log keeps one line per incident.
+            troubles.report(what, description)
         delay, self.delay = self.delay, min(self.delay * 2, self.retry.cap)
         return delay
 

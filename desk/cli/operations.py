@@ -77,8 +77,9 @@ def run(c: Ctx, once: bool, log_level: str, log_format: str, fixed_now: str | No
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def status_cmd(c: Ctx, as_json: bool) -> None:
-    """Is the desk alive: workers, last ingest, outbox, quarantine, tickets at risk.
-    Exits 1 when no daemon has a recent heartbeat (for monitoring)."""
+    """Is the desk alive: workers, connection trouble, last ingest, outbox, quarantine,
+    tickets at risk. Exits 1 when no daemon has a recent heartbeat and 2 when a running
+    daemon has been unable to reach its mail servers for over 5 minutes (for monitoring)."""
     from desk.views.status import desk_status
 
     with c.session() as s:
@@ -89,6 +90,8 @@ def status_cmd(c: Ctx, as_json: bool) -> None:
         live = [w for w in data["workers"] if w["alive"]]
         click.echo(f"daemon: {'running' if live else 'NOT RUNNING'}"
                    + (f" ({', '.join(w['id'] for w in live)})" if live else ""))
+        for t in data["trouble"]:
+            click.echo(f"TROUBLE since {(t['since'] or '?')[:19]} ({t['worker']}): {t['trouble']}")
         click.echo(f"last ingest: {data['last_ingest'] or 'never'}")
         o = data["outbox"]
         click.echo(f"outbox: {o['pending']} pending (oldest {o['oldest_pending'] or '-'}), "
@@ -99,7 +102,7 @@ def status_cmd(c: Ctx, as_json: bool) -> None:
                    f"{len(data['tickets_breached'])} breached")
         click.echo(f"raw mail: oldest kept {(data['oldest_raw_mail'] or 'none')[:10]} "
                    f"(pruned {data['raw_mail_days']} days after its ticket closed)")
-    sys.exit(0 if data["alive"] else 1)
+    sys.exit(1 if not data["alive"] else 2 if any(t["alert"] for t in data["trouble"]) else 0)
 
 
 @click.group()

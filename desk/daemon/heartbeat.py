@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from desk.periodic import Retry, repeat_async
+from desk.periodic import Retry, repeat_async, troubles
 from desk.store.db import transaction
 from desk.store.models import Worker
 
@@ -41,11 +41,25 @@ class Heartbeat:
                     session.add(row)
                 row.beat_at = now
                 row.stopped_at = now if stopped else None
+                now_in = [] if stopped else troubles.current()
+                row.trouble = "; ".join(f"{t.what}: {t.description}" for t in now_in) or None
+                row.trouble_since = now_in[0].since if now_in else None
         except Exception as exc:
             log.debug("heartbeat failed: %s", exc)
 
     async def run(self, stop: threading.Event) -> None:
-        """Beat every HEARTBEAT_SECONDS until ``stop`` (or cancelled)."""
-        await repeat_async(lambda: asyncio.to_thread(self.beat), stop,
-                           Retry("heartbeat", HEARTBEAT_SECONDS, HEARTBEAT_SECONDS), log,
-                           every=HEARTBEAT_SECONDS)
+        """Beat every HEARTBEAT_SECONDS until ``stop`` (or cancelled), and at once when
+        a loop's trouble begins or ends, so ``desk status`` tells it within seconds."""
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+
+        def wake_up() -> None:  # called from the thread whose loop is in trouble
+            loop.call_soon_threadsafe(wake.set)
+
+        unsubscribe = troubles.listen(wake_up)
+        try:
+            await repeat_async(lambda: asyncio.to_thread(self.beat), stop,
+                               Retry("heartbeat", HEARTBEAT_SECONDS, HEARTBEAT_SECONDS), log,
+                               every=HEARTBEAT_SECONDS, wake=wake)
+        finally:
+            unsubscribe()

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from desk.outbound.journal import SentJournal, orphaned_journals, read_ids
 from desk.outbound.transport import PermanentFailure, TemporaryFailure, Transport
+from desk.periodic import troubles
 from desk.store.db import is_postgres, transaction
 from desk.store.models import Event, Outbox, OutboxStatus
 from desk.store.workers import dead_workers, is_dead
@@ -233,10 +234,12 @@ class Sender:
             self.incident = error
             log.warning("mail server unavailable (%s); delivery paused, retrying with backoff",
                         error)
+        troubles.report("outbox", f"mail server unavailable ({error})")
 
     def _server_well(self) -> None:
         if self.incident is not None:
             log.info("mail server back after: %s", self.incident)
+            troubles.clear("outbox")
         self.incident, self.paused_until, self._failures = None, None, 0
 
     def _release(self, rows: list[Outbox]) -> None:

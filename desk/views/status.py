@@ -22,14 +22,21 @@ from desk.store.models import (
 from desk.work.retention import oldest_raw_mail
 
 ALIVE_WITHIN = timedelta(seconds=90)  # three missed heartbeats
+# Trouble older than this makes `desk status` exit 2: a mail server restarting is not news
+# for monitoring, a refused secret is.
+TROUBLE_ALERT_AFTER = timedelta(minutes=5)
 
 
 def desk_status(session: Session, settings: Settings, now: datetime) -> dict[str, Any]:
     workers = [
         {"id": w.id, "pid": w.pid, "host": w.host, "started_at": w.started_at.isoformat(),
          "beat_at": w.beat_at.isoformat(),
-         "alive": w.stopped_at is None and now - w.beat_at <= ALIVE_WITHIN}
+         "alive": w.stopped_at is None and now - w.beat_at <= ALIVE_WITHIN,
+         "trouble": w.trouble,
+         "trouble_since": w.trouble_since.isoformat() if w.trouble_since else None}
         for w in session.scalars(select(Worker).order_by(Worker.beat_at.desc()).limit(20))]
+    troubled = [w for w in session.scalars(select(Worker).where(Worker.trouble.is_not(None)))
+                if w.stopped_at is None and now - w.beat_at <= ALIVE_WITHIN]
     last_ingest = session.scalar(select(func.max(MailboxState.last_ingest_at)))
     last_message = session.scalar(select(func.max(Ticket.updated_at)))
     outbox = {status: n for status, n in session.execute(
@@ -43,6 +50,12 @@ def desk_status(session: Session, settings: Settings, now: datetime) -> dict[str
     return {
         "at": now.isoformat(),
         "alive": any(w["alive"] for w in workers),
+        # What running daemons cannot do now (a refused OAuth2 secret, a mail server down),
+        # with the setting to fix where the cause is known.
+        "trouble": [{"worker": w.id, "trouble": w.trouble,
+                     "since": w.trouble_since.isoformat() if w.trouble_since else None,
+                     "alert": w.trouble_since is not None
+                     and now - w.trouble_since > TROUBLE_ALERT_AFTER} for w in troubled],
         "workers": workers,
         "last_ingest": last.isoformat() if (last := last_ingest or last_message) else None,
         "outbox": {"pending": outbox.get("pending", 0), "held": outbox.get("held", 0),

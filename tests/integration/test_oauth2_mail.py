@@ -20,7 +20,15 @@ import pytest
 from desk.config.oauth2 import Oauth2Section
 from desk.credentials import TokenRejected, TokenSource, TokenUnavailable
 from tests.servers import Dovecot, SmtpCapture, ThrowawayCa, TokenServer, make_root
-from tests.support import DESK, SUPPORT_USER, DaemonProcess, DeskEnv, EnvFactory, make_mail
+from tests.support import (
+    DESK,
+    SUPPORT_USER,
+    DaemonProcess,
+    DeskEnv,
+    EnvFactory,
+    make_mail,
+    wait_until,
+)
 
 CLIENT_ID = "desk-app"
 CLIENT_SECRET = "client-Secret-9fK2mQ7x"
@@ -120,9 +128,12 @@ def test_token_endpoint_down_is_transient(env: DeskEnv, tokens: TokenServer,
         assert text.count("unreachable") == 1, text
         assert "Traceback" not in text
         assert env.tickets() == []
+        status = env.desk("status")
+        assert "TROUBLE since" in status.stdout and "unreachable" in status.stdout, status.stdout
         tokens.start_token_endpoint()
         assert len(oauth_smtp.wait_for(2, timeout=60)) == 2
         daemon.wait_for_log("recovered")
+        wait_until(lambda: "TROUBLE" not in env.desk("status").stdout)
     finally:
         assert daemon.stop() == 0
     assert len(env.tickets()) == 1
@@ -136,12 +147,44 @@ def test_revoked_client_secret_says_which_setting(env: DeskEnv, tokens: TokenSer
     daemon = DaemonProcess(env)
     try:
         daemon.wait_for_log("invalid_client")
+        # The admin who looks at `desk status` (not the log) is told what to fix.
+        status = env.desk("status", "--json")
+        [trouble] = json.loads(status.stdout)["trouble"]
+        assert "OAuth2 login refused" in trouble["trouble"], trouble
+        assert "oauth2.client_secret_env" in trouble["trouble"], trouble
+        assert CLIENT_SECRET not in status.stdout
     finally:
         daemon.stop()
     text = daemon.output()
     assert "oauth2.client_secret_env" in text and f"${SECRET_VAR}" in text, text
     assert "Traceback" not in text and CLIENT_SECRET not in text
     assert env.tickets() == []
+
+
+def test_token_expiry_while_idling_reauthenticates_and_loses_nothing(
+        env: DeskEnv, tokens: TokenServer, oauth_imap: Dovecot,
+        oauth_smtp: SmtpCapture) -> None:
+    daemon = DaemonProcess(env)
+    try:
+        oauth_imap.append(SUPPORT_USER, make_mail(message_id="<idle-1@client.test>"))
+        oauth_smtp.wait_for(2, timeout=30)
+        time.sleep(1.0)  # the intake is in IDLE again, on the session its token opened
+        fetched = len(tokens.requests)
+        # The token desk holds expires while it idles, and the server ends the session
+        # as Exchange Online and Gmail do; meanwhile new mail arrives.
+        tokens.revoke_tokens()
+        oauth_imap.restart()
+        oauth_imap.append(SUPPORT_USER, make_mail(message_id="<idle-2@client.test>",
+                                                  subject="Arrived while desk was away"))
+        assert len(oauth_smtp.wait_for(4, timeout=60)) == 4
+        daemon.wait_for_log("fetching a new one")
+    finally:
+        assert daemon.stop() == 0
+    text = daemon.output()
+    assert "Traceback" not in text, text
+    assert len(tokens.requests) == fetched + 1, "one fresh token, shared by IMAP and SMTP"
+    assert sorted(t["subject"] for t in env.tickets()) == [
+        "Arrived while desk was away", "Contact form broken"]
 
 
 def test_check_mail_with_oauth2(env: DeskEnv, oauth_smtp: SmtpCapture) -> None:

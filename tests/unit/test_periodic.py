@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from desk.periodic import Pause, Retry, repeat, repeat_async
+from desk.periodic import Pause, Retry, repeat, repeat_async, troubles
 
 log = logging.getLogger("test.periodic")
 
@@ -117,3 +117,21 @@ def test_a_wake_up_cuts_the_async_wait_short() -> None:
 
     rounds = asyncio.run(scenario())
     assert len(rounds) == 3 and rounds[-1] - rounds[0] < 5  # not 60 s apart
+
+
+def test_the_trouble_board_holds_an_incident_until_it_is_over() -> None:
+    seen: list[list[str]] = []
+
+    def step_outcomes() -> None:
+        seen.append([f"{t.what}: {t.description}" for t in troubles.current()
+                     if t.what == "board-test"])  # other tests' loops share the board
+
+    unsubscribe = troubles.listen(step_outcomes)
+    try:
+        down = ConnectionError("down")
+        run([down, down, None], Retry("board-test", first=1.0, cap=4.0, expected=outage))
+    finally:
+        unsubscribe()
+    # told once when it began (a repeat of the same words is no news), once when over
+    assert seen == [["board-test: database unavailable (down)"], []]
+    assert all(t.what != "board-test" for t in troubles.current())

@@ -19,9 +19,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config.settings import MailboxSection
+from desk.credentials import TokenRejected, TokenUnavailable
 from desk.inbox.intake import INGEST_BATCH, Ingest, IngestResult, OnIngested, TransientError, ignore
 from desk.inbox.sources import in_thread
 from desk.inbox.sources.imap.cursor import Position, UidCursor, mailbox_key
@@ -64,6 +66,13 @@ def _read_through(batch: list[int], recorded: set[int]) -> int:
 def _trouble(exc: Exception) -> str | None:
     if isinstance(exc, TransientError):
         return f"database unavailable ({exc})"
+    # Said apart from a lost connection: these need the admin, not patience.
+    if isinstance(exc, TokenRejected):
+        return f"OAuth2 login refused: {exc}"
+    if isinstance(exc, TokenUnavailable):
+        return f"no OAuth2 token ({exc})"
+    if isinstance(exc, LoginError):
+        return f"IMAP login refused ({exc})"
     if isinstance(exc, ConnectionErrors):
         return f"IMAP connection lost ({exc})"
     return None  # never let intake die quietly: logged with its traceback, then reconnect
