@@ -42,6 +42,10 @@ echo
 echo "== tickets"
 "$desk" tickets list
 echo
+echo "== set aside: auto-generated mail that answers no ticket (no owner, no SLA clock;"
+echo "   \`desk tickets promote REF\` makes one a ticket if a person should answer it)"
+"$desk" tickets list --status auto
+echo
 echo "== quarantine (mail that could not be processed, kept with the reason)"
 "$desk" quarantine list
 echo

@@ -243,7 +243,7 @@ def make_mail(
 
 
 def reply_to(original: EmailMessage, *, sender: str, body: str, to: str | None = None,
-             subject: str | None = None) -> bytes:
+             subject: str | None = None, headers: dict[str, str] | None = None) -> bytes:
     """What a mail program produces when the user hits Reply on ``original``."""
     mid = str(original["Message-ID"])
     refs = f"{original['References'] or ''} {mid}".strip()
@@ -254,6 +254,7 @@ def reply_to(original: EmailMessage, *, sender: str, body: str, to: str | None =
         body=body + "\n\nOn Mon, 23 Nov 2026, Agency Support wrote:\n> earlier text\n",
         in_reply_to=mid,
         references=refs,
+        headers=headers,
     )
 
 

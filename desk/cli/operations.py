@@ -14,6 +14,7 @@ from desk.logs import setup_logging
 from desk.store.db import upgrade
 from desk.store.models import utcnow
 from desk.store.tickets import get_ticket
+from desk.words import plural
 
 
 @click.command()
@@ -97,6 +98,10 @@ def status_cmd(c: Ctx, as_json: bool) -> None:
         click.echo(f"outbox: {o['pending']} pending (oldest {o['oldest_pending'] or '-'}), "
                    f"{o['held']} held for approval, {o['failed']} failed, {o['sent']} sent")
         click.echo(f"quarantine: {data['quarantine']} held")
+        if data["set_aside"]:
+            click.echo(f"set aside: {plural(data['set_aside'], 'auto-generated mail')} with no "
+                       "owner and no clock (desk tickets list --status auto; "
+                       "desk tickets promote REF)")
         click.echo(f"tickets: {data['open_tickets']} open, "
                    f"{len(data['tickets_at_risk'])} at risk, "
                    f"{len(data['tickets_breached'])} breached")

@@ -1,4 +1,4 @@
-"""Looking at and changing tickets: `tickets` (list, show, attachment, set, confirm) and
+"""Looking at and changing tickets: `tickets` (list, show, attachment, set, confirm, promote) and
 `approve`."""
 
 from __future__ import annotations
@@ -168,6 +168,35 @@ def tickets_confirm(c: Ctx, ref: str, confirmer: str | None) -> None:
             fail(str(exc), code=2)
         refresh(t, c.settings, now)
     click.echo("the owner hears of it with the next delivery round (`desk run` sends it at once)")
+
+
+@tickets.command("promote", short_help="Make set-aside auto mail a real ticket.")
+@click.argument("ref")
+@click.option("--acknowledge", is_flag=True,
+              help="Also send the requester the acknowledgement a new request gets.")
+@click.option("--by", "promoter", metavar="EMAIL",
+              help="Record who promoted it (default: admin (CLI)).")
+@pass_ctx
+def tickets_promote(c: Ctx, ref: str, acknowledge: bool, promoter: str | None) -> None:
+    """Make auto-generated mail that was set aside (status auto: no owner, no clock) a
+    ticket like any other: classified and assigned by today's rules, its owner told, its
+    SLA clocks starting now."""
+    from desk.work.auto_mail import NotSetAside, promote
+
+    now = c.now()
+    with c.session() as s:
+        t = get_ticket(s, ref)
+        if t is None:
+            fail(f"no ticket {ref}")
+        try:
+            a = promote(s, c.settings, t, now, by=promoter or "admin (CLI)",
+                        acknowledge=acknowledge)
+        except NotSetAside as exc:
+            fail(str(exc))
+        owner = a.owner.email if a.owner else "nobody (no rule or triage owner)"
+        click.echo(f"#{t.ref} is {t.status}, owner {owner}; "
+                   + ("the acknowledgement and " if acknowledge else "")
+                   + "the owner's notice go with the next delivery round")
 
 
 @click.command()

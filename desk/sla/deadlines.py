@@ -15,7 +15,9 @@ from desk.config.sla import CalendarSpec, Targets
 from desk.sla.calendar import BusinessCalendar, Duration
 from desk.store.models import Status, Ticket
 
-PAUSED = (Status.waiting, Status.awaiting_approval)
+# A set-aside auto mail counts as paused: no deadline runs, and if a person promotes it
+# its clocks start then (the time set aside is paused time), not when the robot wrote.
+PAUSED = (Status.waiting, Status.awaiting_approval, Status.auto)
 STOPPED = (Status.resolved, Status.closed)
 KINDS = ("first_response", "next_update", "resolution")
 

@@ -86,6 +86,9 @@ class Status(enum.StrEnum):
     awaiting_approval = "awaiting_approval"  # costing/estimate not yet signed off
     resolved = "resolved"
     closed = "closed"
+    # Auto-generated mail (an out-of-office, a robot's notice) that threads into nothing:
+    # kept where an admin can see it, with no owner and no clock, until a person promotes it.
+    auto = "auto"
 
 
 OPEN_STATUSES = (Status.new, Status.open, Status.waiting, Status.awaiting_approval)
@@ -367,6 +370,7 @@ class QuarantineStatus(enum.StrEnum):
 # What an entry of a ticket's event log records; `desk tickets show` prints them.
 EventKind = Literal[
     "ack_suppressed",
+    "auto_reply",
     "acknowledged",
     "allowance_alert",
     "approved",
@@ -405,6 +409,7 @@ EventKind = Literal[
     "sla_breached",
     "sla_warning",
     "spoofed_staff",
+    "promoted",
     "status",
     "status_update",
     "thread_refused",

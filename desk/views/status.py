@@ -16,6 +16,7 @@ from desk.store.models import (
     OutboxStatus,
     Quarantine,
     QuarantineStatus,
+    Status,
     Ticket,
     Worker,
 )
@@ -64,6 +65,9 @@ def desk_status(session: Session, settings: Settings, now: datetime) -> dict[str
         "quarantine": session.scalar(select(func.count()).select_from(Quarantine)
                                      .where(Quarantine.status == QuarantineStatus.held)) or 0,
         "open_tickets": len(sla["tickets"]),
+        # Auto-generated mail that threaded into nothing: no owner, no clock, until promoted.
+        "set_aside": session.scalar(select(func.count()).select_from(Ticket)
+                                    .where(Ticket.status == Status.auto)) or 0,
         "tickets_at_risk": at_risk,
         "tickets_breached": breached,
         # Retention at work: raw mail older than this is of a ticket still open or not

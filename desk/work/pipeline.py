@@ -2,7 +2,8 @@
 one database transaction (or, in a batch, one transaction for many: work/ingest.py).
 
     require-sender -> screen -> classify -> which-ticket
-      a new conversation: forwarded-by-staff -> acknowledge? -> assign -> open-ticket
+      a new conversation: forwarded-by-staff -> acknowledge? -> assign (auto mail: set
+                          aside, no owner, no clock) -> open-ticket
                           -> record-decisions -> unproven-forward -> acknowledge
                           -> notify-staff
       a ticket it joins:  join-ticket -> bounce -> staff-reply | client-reply -> clocks
@@ -33,9 +34,10 @@ from desk.routing.subject import base_subject
 from desk.sla.clock import refresh
 from desk.store.deferred import insert_later, insert_now
 from desk.store.directory import forget_cached, of_client
-from desk.store.models import Client, Contact, Message, Ticket, TicketWorker, table
+from desk.store.models import Client, Contact, Message, Status, Ticket, TicketWorker, table
 from desk.store.tickets import add_event, add_participant
 from desk.work.acknowledge import queue_acknowledgement, rate_cap_reason
+from desk.work.auto_mail import promote, set_aside
 from desk.work.conversation import handle_client_reply, handle_staff_reply, refuse_unproven
 from desk.work.identity import FORWARDING_REF, Proof, staff_proof
 from desk.work.inbound import record_inbound
@@ -201,6 +203,9 @@ class Assign(NewTicketStage):
     def run(self, j: Journey) -> None:
         c = j.classification
         assert c is not None
+        if j.auto_generated:  # nobody is paged for a robot's mail: set aside, no clock
+            j.assignment = set_aside(j.blockers)
+            return
         client_tz = ZoneInfo((c.client.timezone if c.client else None)
                              or j.settings.desk.timezone)
         j.assignment = assign(j.session, c, rules=j.settings.routing.rules,
@@ -381,6 +386,18 @@ class ClientReply(JoinedTicketStage):
     def run(self, j: Journey) -> None:
         ticket, match = j.ticket, j.match
         assert ticket is not None and j.inbound is not None and match is not None
+        if j.auto_generated:
+            # An out-of-office answering our mail: on the record, and nothing else changes.
+            add_event(j.session, ticket, "auto_reply",
+                      f"auto-generated mail from {j.inbound.from_addr} "
+                      f"({', '.join(b.rule for b in j.blockers)}): no status or clock changed",
+                      at=j.now, data={"rules": [b.rule for b in j.blockers]})
+            return
+        if ticket.status == Status.auto:
+            # A person wrote into mail that was set aside: it is a conversation after all.
+            promote(j.session, j.settings, ticket, j.now, by=j.inbound.from_addr,
+                    acknowledge=True, written=(j.inbound, j.msg))
+            return
         if ticket.client is not None:
             _add_ccs(j.session, ticket, j.msg, ticket.client, j.settings)
         handle_client_reply(j.session, ticket, j.msg, j.inbound, j.settings, j.now,

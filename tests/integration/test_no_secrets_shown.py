@@ -54,6 +54,7 @@ INVOCATIONS: dict[tuple[str, ...], list[str]] = {
     ("tickets", "show"): ["{ticket}"],
     ("tickets", "set"): ["{ticket}", "--priority", "P2"],
     ("tickets", "confirm"): ["{ticket}"],
+    ("tickets", "promote"): ["{ticket}"],
     ("tickets", "attachment"): ["{ticket}", "1", "--out", "-"],
     ("approve",): ["1"],
     ("route",): ["--from", "client@client.test", "--subject", "Site down"],
