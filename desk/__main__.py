@@ -1,3 +1,3 @@
 from desk.cli import main
 
-main()
+main(prog_name="desk")

@@ -20,6 +20,8 @@ from desk.logs import mask_uncaught
 
 
 @click.group(cls=DeskGroup)
+@click.version_option(package_name="desk", prog_name="desk", message="%(prog)s %(version)s",
+                      help="Print desk's version and exit.")
 @click.option("--config", "config", envvar="DESK_CONFIG", metavar="PATH",
               help="Configuration file (default: $DESK_CONFIG, else config/desk.toml).")
 @click.option("--now", "fixed_now", metavar="ISO-TIME",

@@ -22,6 +22,7 @@ from desk.credentials import TokenError
 from desk.inbox.sources.imap.session import ImapSession
 from desk.logs import mask_secrets
 from desk.outbound.transport import TemporaryFailure, open_smtp
+from desk.words import plural
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -78,7 +79,7 @@ def check_imap(s: MailboxSection) -> list[str]:
             status = client.folder_status(s.folder, ["MESSAGES", "UIDVALIDITY"])
         except IMAPClientError as exc:
             return [f"{where}: folder {s.folder!r} (mailbox.folder) cannot be opened: {exc}"]
-        click.echo(f"  folder {s.folder}: {status[b'MESSAGES']} messages, "
+        click.echo(f"  folder {s.folder}: {plural(status[b'MESSAGES'], 'message')}, "
                    f"UIDVALIDITY {status[b'UIDVALIDITY']}")
         if s.processed_folder and not client.folder_exists(s.processed_folder):
             return [f"{where}: mailbox.processed_folder {s.processed_folder!r} does not exist"]
@@ -120,7 +121,7 @@ async def check_smtp(s: SmtpSection, send_test: str | None, sender: str) -> list
             client.close()
 
 
-@click.command("check-mail")
+@click.command("check-mail", short_help="Log in to the mailbox and the SMTP server as a test.")
 @click.option("--send-test", "send_test", metavar="ADDRESS",
               help="Also send a test mail to ADDRESS through the SMTP server.")
 @pass_ctx

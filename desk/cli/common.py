@@ -78,6 +78,10 @@ class Ctx:
             yield session
 
 
+# The same words for the same option everywhere.
+JSON_HELP = "Print JSON instead of text (for scripts)."
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     # Messages often carry an exception's text, and drivers put URLs into theirs.
     click.echo(f"desk: {mask_secrets(message)}", err=True)

@@ -3,27 +3,36 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from desk.cli.common import Ctx, emit_json, fail, pass_ctx
+from desk.cli.common import JSON_HELP, Ctx, emit_json, fail, pass_ctx
 from desk.store.db import session_factory
 from desk.store.directory import (
     ClientSpec,
     DirectoryError,
-    ImportReport,
+    Problem,
     add_staff,
     client_dict,
-    import_clients,
-    import_staff,
     set_away,
     staff_dict,
     upsert_client,
 )
 from desk.store.models import Client, Role, Staff, Tier
+from desk.store.spreadsheets import ImportReport, import_clients, import_staff
+
+
+def _fail_with(problems: list[Problem], options: dict[str, str]) -> NoReturn:
+    """Every problem on a line of its own, naming the option it came from."""
+    for problem in problems[:-1]:
+        click.echo(f"desk: {problem.shown(options.get(problem.key, ''))}", err=True)
+    last = problems[-1]
+    fail(last.shown(options.get(last.key, "")), code=2)
 
 
 @click.group()
@@ -33,14 +42,27 @@ def client() -> None:
 
 @client.command("add")
 @click.argument("name")
-@click.option("--tier", required=True, type=click.Choice([t.value for t in Tier]))
-@click.option("--domain", "domains", multiple=True, help="Email domain of the client (repeat).")
-@click.option("--contact", "contacts", multiple=True, help="Contact address (repeat).")
-@click.option("--account-manager", metavar="EMAIL")
-@click.option("--project-manager", metavar="EMAIL")
-@click.option("--backup", metavar="EMAIL", help="Backup manager when the owner is away.")
-@click.option("--hours-per-month", type=float)
-@click.option("--timezone", metavar="TZ", help="IANA zone, e.g. Europe/London.")
+@click.option("--tier", required=True, type=click.Choice([t.value for t in Tier]),
+              help="The client's account tier: what they bought.")
+@click.option("--domain", "domains", multiple=True, metavar="DOMAIN",
+              help="Email domain of the client (repeat for several).")
+@click.option("--contact", "contacts", multiple=True, metavar="CONTACT",
+              help="A contact: an address, or a name and an address as in "
+                   "'Rosa Elm <rosa@example.com>' (repeat for several).")
+@click.option("--account-manager", metavar="EMAIL",
+              help="The client's account manager: an active staff member with the role "
+                   "account_manager.")
+@click.option("--project-manager", metavar="EMAIL",
+              help="The client's project manager: an active project manager (or account "
+                   "manager).")
+@click.option("--backup", metavar="EMAIL",
+              help="Backup manager when the owner is away: an active account manager, "
+                   "project manager or senior engineer.")
+@click.option("--hours-per-month", type=click.FloatRange(min=0), metavar="HOURS",
+              help="Monthly allowance of hours (retainer, support SLA); alerts at 80% and "
+                   "100%.")
+@click.option("--timezone", metavar="TZ",
+              help="IANA zone, such as Europe/London (default: the agency's).")
 @click.option("--sla-policy", metavar="NAME",
               help="Use this SLA policy instead of the tier's default.")
 @click.option("--calendar", metavar="NAME",
@@ -54,55 +76,96 @@ def client_add(c: Ctx, name: str, tier: str, domains: tuple[str, ...], contacts:
                sla_policy: str | None, calendar: str | None,
                report_period: str | None) -> None:
     """Add a client, or update it if NAME exists."""
-    if calendar and calendar not in c.settings.sla.calendars:
-        fail(f"unknown calendar {calendar!r}: define [sla.calendars.{calendar}] first", code=2)
-    if sla_policy and not c.settings.sla.known_policy(sla_policy):
-        fail(f"unknown SLA policy {sla_policy!r}: define [sla.policies.{sla_policy}] first",
-             code=2)
     spec = ClientSpec(name, tier, domains, contacts, account_manager, project_manager, backup,
                       hours_per_month, timezone, sla_policy, calendar, report_period)
+    options = {"name": "NAME", "tier": "--tier", "domains": "--domain",
+               "contacts": "--contact", "account_manager": "--account-manager",
+               "project_manager": "--project-manager", "backup": "--backup",
+               "hours_per_month": "--hours-per-month", "timezone": "--timezone",
+               "sla_policy": "--sla-policy", "calendar": "--calendar"}
     try:
         with c.session() as s:
-            cl, changes = upsert_client(s, spec, c.now())
+            cl, changes = upsert_client(s, spec, c.now(), policies=known_policies(c),
+                                        calendars=set(c.settings.sla.calendars))
             click.echo(f"client {cl.name}: " + ("; ".join(changes) or "no change"))
     except DirectoryError as exc:
-        fail(str(exc), code=2)
+        _fail_with(exc.problems, options)
 
 
-def _print_import(report: ImportReport, applied: bool) -> None:
-    for line, name, changes in report.changes:
-        click.echo(f"line {line}: {name}: {'; '.join(changes) or 'no change'}")
-    for line, message in report.errors:
-        click.echo(f"line {line}: error: {message}", err=True)
-    click.echo("applied" if applied else "nothing applied")
+def known_policies(c: Ctx) -> set[str]:
+    from desk.config.sla import DEFAULT_POLICIES
+
+    return {*c.settings.sla.policies, *DEFAULT_POLICIES}
 
 
-@client.command("import")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
-@click.option("--partial", is_flag=True, help="Apply the good rows even if some rows are bad.")
+def _run_import(c: Ctx, path: str, dry_run: bool, partial: bool,
+                importer: Callable[[Session, str], ImportReport]) -> None:
+    """Both imports alike: all or nothing unless --partial, --dry-run changes nothing, and
+    the exit code is 0 only when every row was (or, dry, would be) applied."""
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            text = fh.read()
+    except UnicodeDecodeError as exc:
+        fail(f"{path} is not UTF-8 text (byte {exc.start}): save the spreadsheet as "
+             "CSV UTF-8", code=2)
+    with session_factory(c.engine)() as s:
+        s.begin()
+        report = importer(s, text)
+        apply = not dry_run and not report.file_unusable and (partial or not report.errors)
+        (s.commit if apply else s.rollback)()
+    # Changes that were rolled back are not shown as if made; a dry run shows what would be.
+    if apply or dry_run:
+        for line, who, changes in report.changes:
+            click.echo(f"line {line}: {who}: {'; '.join(changes) or 'no change'}")
+    for error in report.errors:
+        click.echo(error.shown(), err=True)
+    click.echo(report.summary(apply, dry_run))
+    if report.errors:
+        sys.exit(1)
+
+
+IMPORT_OPTIONS = (
+    click.argument("path", type=click.Path(exists=True, dir_okay=False)),
+    click.option("--dry-run", is_flag=True,
+                 help="Check every row and show what would change; change nothing."),
+    click.option("--partial", is_flag=True,
+                 help="Apply the good rows even if some rows are bad (exit code 1 all the "
+                      "same)."),
+)
+
+
+def _import_options(command: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(IMPORT_OPTIONS):
+        command = option(command)
+    return command
+
+
+@client.command("import", short_help="Import the client overview spreadsheet (CSV).")
+@_import_options
 @pass_ctx
 def client_import(c: Ctx, path: str, dry_run: bool, partial: bool) -> None:
     """Import the client overview spreadsheet (CSV), creating or updating clients.
 
-    Columns: name, tier, domains, contacts, account_manager, project_manager, backup,
-    hours_per_month, timezone. Several domains or contacts in a cell: separate with ';'.
+    \b
+    Columns (the first row names them; name and tier are required):
+      name, tier, domains, contacts, account_manager, project_manager,
+      backup, hours_per_month, timezone, sla_policy
+    Several domains or contacts in a cell: separate them with ';'. A contact
+    is an address or a name and an address: Rosa Elm <rosa@example.com>.
+
+    Managers must be active staff: the account manager an account manager,
+    the project manager a project manager (or account manager), the backup
+    an account manager, project manager or senior engineer. Every problem of
+    every row is reported with its line and column. Nothing is applied while
+    any row is bad, unless --partial; the exit code is 0 only when every row
+    was applied.
     """
-    with open(path, encoding="utf-8-sig") as fh:
-        text = fh.read()
-    factory = session_factory(c.engine)
-    with factory() as s:
-        s.begin()
-        report = import_clients(s, text, c.now())
-        apply = not dry_run and (partial or not report.errors)
-        (s.commit if apply else s.rollback)()
-    _print_import(report, apply)
-    if report.errors and not (partial and not dry_run):
-        sys.exit(1)
+    _run_import(c, path, dry_run, partial,
+                lambda s, text: import_clients(s, text, c.now(), policies=known_policies(c)))
 
 
 @client.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_ctx
 def client_list(c: Ctx, as_json: bool) -> None:
     """List clients."""
@@ -124,9 +187,13 @@ def staff() -> None:
 
 @staff.command("add")
 @click.argument("email")
-@click.option("--name", required=True)
-@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
-@click.option("--capacity", type=click.IntRange(min=0), help="Most open tickets to own.")
+@click.option("--name", required=True,
+              help="The person's name, as clients and colleagues see it.")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]),
+              help="What they do: who may own, take and approve (README, Working tickets "
+                   "by email).")
+@click.option("--capacity", type=click.IntRange(min=0), metavar="N",
+              help="Most open tickets to own or work at once (default: no limit).")
 @pass_ctx
 def staff_add(c: Ctx, email: str, name: str, role: str, capacity: int | None) -> None:
     """Add a staff member, or update them if EMAIL exists."""
@@ -135,24 +202,30 @@ def staff_add(c: Ctx, email: str, name: str, role: str, capacity: int | None) ->
             person, created = add_staff(s, email, name, role, capacity, c.now())
             click.echo(f"{'added' if created else 'updated'} {person.email} ({person.role})")
     except DirectoryError as exc:
-        fail(str(exc), code=2)
+        _fail_with(exc.problems, {"email": "EMAIL", "name": "--name", "role": "--role",
+                                  "capacity": "--capacity"})
 
 
-@staff.command("import")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@staff.command("import", short_help="Import staff from a CSV file.")
+@_import_options
 @pass_ctx
-def staff_import(c: Ctx, path: str) -> None:
-    """Import staff from CSV (email, name, role, capacity); bad rows are reported."""
-    with open(path, encoding="utf-8-sig") as fh:
-        text = fh.read()
-    with c.session() as s:
-        report = import_staff(s, text, c.now())
-    _print_import(report, True)
-    if report.errors:
-        sys.exit(1)
+def staff_import(c: Ctx, path: str, dry_run: bool, partial: bool) -> None:
+    """Import staff from CSV, adding or updating each person.
+
+    \b
+    Columns (the first row names them; email, name and role are required):
+      email, name, role, capacity
+    Roles: account_manager, project_manager, senior_engineer, junior_engineer.
+    Capacity: the most open tickets the person owns (empty: no limit).
+
+    Every problem of every row is reported with its line and column. Nothing
+    is applied while any row is bad, unless --partial; the exit code is 0
+    only when every row was applied.
+    """
+    _run_import(c, path, dry_run, partial, lambda s, text: import_staff(s, text, c.now()))
 
 
-@staff.command("remove")
+@staff.command("remove", short_help="Mark someone inactive: they left the agency.")
 @click.argument("email")
 @pass_ctx
 def staff_remove(c: Ctx, email: str) -> None:
@@ -166,7 +239,7 @@ def staff_remove(c: Ctx, email: str) -> None:
 
 
 @staff.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_ctx
 def staff_list(c: Ctx, as_json: bool) -> None:
     """List staff."""
@@ -181,7 +254,7 @@ def staff_list(c: Ctx, as_json: bool) -> None:
         click.echo(f"{r['email']:<32} {r['name']:<24} {r['role']}{away}")
 
 
-@staff.command("away")
+@staff.command("away", short_help="Mark someone away: the backup takes their tickets.")
 @click.argument("email")
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), help="First day away.")
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day away.")
@@ -202,7 +275,7 @@ def staff_away(c: Ctx, email: str, start: Any, until: Any, clear: bool) -> None:
         fail(str(exc), code=2)
 
 
-@staff.command("forward-address")
+@staff.command("forward-address", short_help="Print someone's address for forwarding mail.")
 @click.argument("email")
 @pass_ctx
 def staff_forward_address(c: Ctx, email: str) -> None:

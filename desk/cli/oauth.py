@@ -20,7 +20,7 @@ from desk.credentials import (
 )
 
 
-@click.command("init-oauth")
+@click.command("init-oauth", short_help="Get a mailbox's consent and store its refresh token.")
 @click.argument("provider", type=click.Choice(["google"]))
 @click.option("--client-secrets", "secrets_file", required=True, metavar="FILE",
               type=click.Path(path_type=Path, dir_okay=False),

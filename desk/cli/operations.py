@@ -9,7 +9,7 @@ from datetime import datetime
 import click
 from sqlalchemy import select
 
-from desk.cli.common import Ctx, emit_json, fail, one_line, parse_now, pass_ctx
+from desk.cli.common import JSON_HELP, Ctx, emit_json, fail, one_line, parse_now, pass_ctx
 from desk.logs import setup_logging
 from desk.store.db import upgrade
 from desk.store.models import utcnow
@@ -38,10 +38,12 @@ def check_config(c: Ctx) -> None:
                f"{s.smtp.transport} delivery, database {c.database_shown()}")
 
 
-@click.command()
+@click.command(short_help="Run the desk: ingest mail, answer, deliver.")
 @click.option("--once", is_flag=True, help="Process everything pending, deliver, then exit.")
-@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning"]))
-@click.option("--log-format", default="text", type=click.Choice(["text", "json"]))
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning"]),
+              show_default=True, help="How much to log (on stderr).")
+@click.option("--log-format", default="text", type=click.Choice(["text", "json"]),
+              show_default=True, help="One line of text per event, or JSON for log shippers.")
 @click.option("--now", "fixed_now", metavar="ISO-TIME",
               help="Pretend it is this time (with --once): rehearse what the clock would do.")
 @pass_ctx
@@ -74,8 +76,8 @@ def run(c: Ctx, once: bool, log_level: str, log_format: str, fixed_now: str | No
     asyncio.run(daemon.run_forever())
 
 
-@click.command("status")
-@click.option("--json", "as_json", is_flag=True)
+@click.command("status", short_help="Is the desk running and healthy? (for monitoring)")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_ctx
 def status_cmd(c: Ctx, as_json: bool) -> None:
     """Is the desk alive: workers, connection trouble, last ingest, outbox, quarantine,
@@ -106,7 +108,7 @@ def status_cmd(c: Ctx, as_json: bool) -> None:
                    f"{len(data['tickets_at_risk'])} at risk, "
                    f"{len(data['tickets_breached'])} breached")
         click.echo(f"raw mail: oldest kept {(data['oldest_raw_mail'] or 'none')[:10]} "
-                   f"(pruned {data['raw_mail_days']} days after its ticket closed)")
+                   f"(pruned {plural(data['raw_mail_days'], 'day')} after its ticket closed)")
     sys.exit(1 if not data["alive"] else 2 if any(t["alert"] for t in data["trouble"]) else 0)
 
 
@@ -118,7 +120,7 @@ def outbox() -> None:
 @outbox.command("list")
 @click.option("--failed", is_flag=True, help="Only mail that failed for good.")
 @click.option("--all", "show_all", is_flag=True, help="Include sent mail.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_ctx
 def outbox_list(c: Ctx, failed: bool, show_all: bool, as_json: bool) -> None:
     """List the outbox (pending, held and failed by default)."""

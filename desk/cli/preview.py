@@ -4,37 +4,38 @@ from __future__ import annotations
 
 import click
 
-from desk.cli.common import Ctx, emit_json, fail, pass_ctx
+from desk.cli.common import JSON_HELP, Ctx, emit_json, fail, pass_ctx
 from desk.store.db import session_factory
 
 
-@click.command()
-@click.option("--from", "sender", required=True, metavar="EMAIL")
-@click.option("--subject", required=True)
-@click.option("--body", default="")
-@click.option("--cc", "cc", multiple=True, metavar="EMAIL")
-@click.option("--json", "as_json", is_flag=True)
+@click.command(short_help="Explain where a message would go, changing nothing.")
+@click.option("--from", "sender", required=True, metavar="EMAIL",
+              help="The made-up message's sender.")
+@click.option("--subject", required=True, help="Its subject (a [#REF] tag is honoured).")
+@click.option("--body", default="", help="Its text, for urgent phrases and keywords.")
+@click.option("--cc", "cc", multiple=True, metavar="EMAIL",
+              help="An address in its Cc (repeat for several).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_ctx
 def route(c: Ctx, sender: str, subject: str, body: str, cc: tuple[str, ...],
           as_json: bool) -> None:
-    """Explain where a message would go, without creating anything."""
+    """Explain where a message would go: the client, tier and priority, the ticket, its
+    owner and workers, the mail that would be queued, and why. The real pipeline runs and
+    is rolled back: nothing is created and nothing is sent."""
     from desk.views.explain import explain_route
 
-    data = explain_route(session_factory(c.engine), c.settings, sender, subject, body, list(cc))
+    data = explain_route(session_factory(c.engine), c.settings, sender, subject, body,
+                         list(cc), c.now())
     if as_json:
         emit_json(data)
         return
-    click.echo(f"A message from {sender} with subject {subject!r}:")
-    click.echo(f"  client {data['client'] or '(unknown sender)'}, tier {data['tier'] or '-'}, "
-               f"priority {data['priority']}, SLA policy {data['sla_policy'] or '-'}")
-    where = "opens a new ticket" if data["new_ticket"] else f"joins ticket #{data['ticket']}"
-    click.echo(f"  {where}, owner {data['owner'] or '-'}"
-               + (f", workers {', '.join(data['workers'])}" if data["workers"] else "")
-               + f", status {data['status']}")
-    click.echo(f"  acknowledgement: {'yes' if data['acknowledged'] else 'no'}")
-    click.echo("Why:")
+    click.echo(f"A message from {sender} with subject {subject!r} would:")
+    for sentence in data["would"]:
+        click.echo(f"  {sentence}")
+    click.echo("Why (the events the ticket would record):")
     for e in data["events"]:
         click.echo(f"  {e['kind']:<16} {e['detail']}")
+    click.echo("Dry run: nothing was created or sent.")
 
 
 @click.group()
@@ -42,13 +43,15 @@ def templates() -> None:
     """Mail templates (override any in config/templates/)."""
 
 
-@templates.command("preview")
+@templates.command("preview", short_help="Render a template with sample or real data.")
 @click.argument("name")
 @click.option("--ticket", "ref", metavar="REF", help="Use this ticket's real data.")
 @click.option("--html", is_flag=True, help="Render the HTML version.")
 @pass_ctx
 def templates_preview(c: Ctx, name: str, ref: str | None, html: bool) -> None:
-    """Render a template, e.g. `desk templates preview ack_support_sla`."""
+    """Render template NAME with sample data, or with a ticket's real data.
+
+    For example: desk templates preview ack_support_sla --ticket 12"""
     from desk.views.preview import PreviewError, preview
 
     try:

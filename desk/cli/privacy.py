@@ -10,6 +10,7 @@ import click
 
 from desk.cli.common import Ctx, fail, pass_ctx
 from desk.store.db import session_factory
+from desk.words import plural
 
 
 def _address(c: Ctx, email: str) -> str:
@@ -22,12 +23,12 @@ def _address(c: Ctx, email: str) -> str:
     return address
 
 
-@click.group()
+@click.group(short_help="Export or erase everything stored about a person.")
 def privacy() -> None:
     """A person's data: export everything stored about them, or erase it."""
 
 
-@privacy.command("export")
+@privacy.command("export", short_help="Everything stored about a person, as JSON.")
 @click.argument("email")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Write the JSON there (readable by its owner only) instead of stdout.")
@@ -51,13 +52,14 @@ def privacy_export(c: Ctx, email: str, out: Path | None) -> None:
         os.fchmod(fd, 0o600)  # also when the file was already there
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        click.echo(f"wrote {out}: {len(data['tickets'])} tickets, {len(data['messages'])} "
-                   f"messages, {len(data['events'])} events about {address}", err=True)
+        click.echo(f"wrote {out}: {plural(len(data['tickets']), 'ticket')}, "
+                   f"{plural(len(data['messages']), 'message')}, "
+                   f"{plural(len(data['events']), 'event')} about {address}", err=True)
     if not found:
         click.echo(f"nothing stored about {address}", err=True)
 
 
-@privacy.command("erase")
+@privacy.command("erase", short_help="Erase a person's data (they become a pseudonym).")
 @click.argument("email")
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @pass_ctx

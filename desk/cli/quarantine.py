@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from sqlalchemy import select
 
-from desk.cli.common import Ctx, emit_json, fail, pass_ctx
+from desk.cli.common import JSON_HELP, Ctx, emit_json, fail, pass_ctx
 from desk.inbox.intake import IngestResult
 from desk.logs import mask_secrets
 from desk.store.db import session_factory
@@ -35,7 +35,7 @@ def quarantine() -> None:
 
 @quarantine.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include retried and dropped entries.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_ctx
 def quarantine_list(c: Ctx, show_all: bool, as_json: bool) -> None:
     """List quarantined messages."""
@@ -56,7 +56,7 @@ def quarantine_list(c: Ctx, show_all: bool, as_json: bool) -> None:
 
 @quarantine.command("show")
 @click.argument("qid", type=int)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option("--raw", is_flag=True, help="Print the raw message only.")
 @pass_ctx
 def quarantine_show(c: Ctx, qid: int, as_json: bool, raw: bool) -> None:
@@ -79,7 +79,7 @@ def quarantine_show(c: Ctx, qid: int, as_json: bool, raw: bool) -> None:
         click.echo("\n" + data["detail"])
 
 
-@quarantine.command("retry")
+@quarantine.command("retry", short_help="Run the pipeline again on a quarantined message.")
 @click.argument("qid", type=int)
 @pass_ctx
 def quarantine_retry(c: Ctx, qid: int) -> None:
@@ -127,7 +127,7 @@ def _retry_from_source(c: Ctx, ingestor: Ingestor, qid: int, source_key: str
     return result
 
 
-@quarantine.command("drop")
+@quarantine.command("drop", short_help="Stop listing a quarantined message (kept for audit).")
 @click.argument("qid", type=int)
 @pass_ctx
 def quarantine_drop(c: Ctx, qid: int) -> None:

@@ -12,6 +12,7 @@ from desk.inbox.intake import IngestResult, TransientError
 from desk.inbox.sources import Source, SourceBusy
 from desk.outbound.sender import SendReport
 from desk.periodic import headline
+from desk.words import plural
 from desk.work.escalation import ClockReport
 
 log = logging.getLogger("desk.daemon")
@@ -47,11 +48,13 @@ class RunSummary:
 
     def line(self) -> str:
         c = self.clock
-        return (f"ingested {self.ingested} ({self.new_tickets} new tickets, {self.duplicates} "
-                f"duplicates, {self.quarantined} quarantined); clock: {c.warnings} warnings, "
-                f"{c.escalations} escalations, {c.nudges} nudges, {c.eta_warnings} ETA warnings"
-                f"; {self.reports} reports; sent {self.sent}, {self.send_failures} failed"
-                + (f"; raw bytes of {self.pruned} old mails pruned" if self.pruned else ""))
+        return (f"ingested {self.ingested} ({plural(self.new_tickets, 'new ticket')}, "
+                f"{plural(self.duplicates, 'duplicate')}, {self.quarantined} quarantined); "
+                f"clock: {plural(c.warnings, 'warning')}, {plural(c.escalations, 'escalation')}, "
+                f"{plural(c.nudges, 'nudge')}, {plural(c.eta_warnings, 'ETA warning')}"
+                f"; {plural(self.reports, 'report')}; sent {self.sent}, {self.send_failures} failed"
+                + (f"; raw bytes of {plural(self.pruned, 'old mail')} pruned"
+                   if self.pruned else ""))
 
 
 async def sync_sources(sources: list[Source], stop: threading.Event,
@@ -77,5 +80,6 @@ async def sync_sources(sources: list[Source], stop: threading.Event,
             log.error("%s intake failed: %s", source.name, headline(exc))
             return
     if sources:
-        log.info("intake: %d messages in %.2f s", summary.ingested + summary.duplicates
-                 + summary.quarantined, time.monotonic() - started)
+        log.info("intake: %s in %.2f s", plural(summary.ingested + summary.duplicates
+                                                 + summary.quarantined, "message"),
+                 time.monotonic() - started)

@@ -19,6 +19,7 @@ from desk.routing.classify import Classification
 from desk.store.deferred import update_later
 from desk.store.directory import all_staff, count_assignment, staff_by_email, staff_load
 from desk.store.models import OPEN_STATUSES, Client, Role, Staff, Status, Ticket, TicketWorker
+from desk.words import noun_for, plural
 
 
 @dataclass(slots=True)
@@ -76,7 +77,8 @@ class _Resolver:
         if person.capacity is not None:
             load = self.load().get(person.id, 0)
             if load >= person.capacity:
-                return f"is at capacity ({load}/{person.capacity} open tickets)"
+                return (f"is at capacity ({load}/{person.capacity} "
+                        f"{noun_for(person.capacity, 'open ticket')})")
         return None
 
     def pick_from_pool(self, pool: Pool, exclude: Sequence[int] = ()) -> Staff | None:
@@ -106,7 +108,7 @@ class _Resolver:
             chosen = min(usable, key=lambda p: (load.get(p.id, 0),
                                                 p.last_assigned_at or never, p.id))
             self.reasons.append(f"pool {pool.role} least loaded -> {chosen.email} "
-                                f"({load.get(chosen.id, 0)} open tickets)")
+                                f"({plural(load.get(chosen.id, 0), 'open ticket')})")
         return chosen
 
     def triage_owner(self) -> Staff | None:

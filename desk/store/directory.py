@@ -1,16 +1,15 @@
 """Clients, contacts and staff: the directory the pipeline classifies and assigns by.
 
-Kept in the database, so changes take effect in a running daemon at once.
+Kept in the database, so changes take effect in a running daemon at once. Spreadsheet
+imports of the same records are in ``desk.store.spreadsheets``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from email.utils import getaddresses
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,23 +19,137 @@ from sqlalchemy.orm import Session
 from desk.store.models import Client, ClientDomain, Contact, Role, Staff, Tier, utcnow
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with one value: the key of the field it is in (a CSV column, an
+    option of `desk client add`; "" for a whole row), what is wrong, naming the value,
+    and what would be accepted instead. Problems are reported together, so an admin
+    fixes a file in one go."""
+
+    key: str
+    message: str
+    allowed: str
+
+    def shown(self, where: str = "") -> str:
+        text = f"{self.message} ({where})" if where else self.message
+        return f"{text}: {self.allowed}" if self.allowed else text
+
+
 class DirectoryError(Exception):
-    pass
+    def __init__(self, problems: str | Problem | Sequence[Problem]) -> None:
+        if isinstance(problems, str):
+            problems = [Problem("", problems, "")]
+        self.problems: list[Problem] = (
+            [problems] if isinstance(problems, Problem) else list(problems))
+        super().__init__("; ".join(p.shown() for p in self.problems))
+
+
+EMAIL_ALLOWED = "an address such as name@example.com"
 
 
 def _email(value: str) -> str:
     value = value.strip().lower()
     local, _, domain = value.rpartition("@")
     if not local or "." not in domain or " " in value:
-        raise DirectoryError(f"{value!r} is not an email address")
+        raise DirectoryError(Problem("", f"{value!r} is not an email address", EMAIL_ALLOWED))
     return value
 
 
 def _domain(value: str) -> str:
     value = value.strip().lower().lstrip("@")
     if "." not in value or " " in value or "@" in value:
-        raise DirectoryError(f"{value!r} is not a domain")
+        raise DirectoryError(Problem("", f"{value!r} is not a domain",
+                                     "a domain such as example.com"))
     return value
+
+
+def parse_contact(value: str) -> tuple[str, str]:
+    """``Rosa Elm <rosa@example.com>`` or a plain address: (display name, address)."""
+    text = value.strip()
+    if "<" in text or '"' in text:
+        found = getaddresses([text])
+        if len(found) != 1 or not found[0][1]:
+            raise DirectoryError(Problem(
+                "", f"{text!r} is not one contact",
+                f"{EMAIL_ALLOWED}, or a name and an address: Rosa Elm <rosa@example.com>"))
+        name, address = found[0]
+        return " ".join(name.split()), _email(address)
+    return "", _email(text)
+
+
+def split_contacts(value: str | None) -> list[str]:
+    """Several contacts in one cell: separated by ';' or ','. A comma or a space inside
+    a quoted name or <...> separates nothing; plain addresses may also be separated by
+    spaces, as earlier versions accepted."""
+    parts: list[str] = []
+    current, quoted, angled = "", False, False
+    for char in value or "":
+        if char == '"' and not angled:
+            quoted = not quoted
+        elif char == "<" and not quoted:
+            angled = True
+        elif char == ">" and not quoted:
+            angled = False
+        if char in ";," and not quoted and not angled:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    found: list[str] = []
+    for part in parts:
+        if "<" in part or '"' in part:
+            found.append(part.strip())
+        else:
+            found += part.split()
+    return found
+
+
+def _role_words(role: str) -> str:
+    words = role.replace("_", " ")
+    return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
+
+
+def _either(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+# Which staff roles may fill each of a client's manager fields (DOMAIN.md, Roles).
+MANAGER_ROLES: dict[str, tuple[Role, ...]] = {
+    # Costings of hosting-only clients, estimates and triage of strangers are theirs alone.
+    "account_manager": (Role.account_manager,),
+    # Owns delivery and assigns engineers; an account manager holds every power that
+    # takes, so in a small agency one manager can be both.
+    "project_manager": (Role.project_manager, Role.account_manager),
+    # Takes over a ticket as its owner while the owner is away, and is the last step of
+    # the escalation ladder: anyone who may own a client-facing ticket. Never a junior,
+    # whom routing never makes an owner.
+    "backup": (Role.account_manager, Role.project_manager, Role.senior_engineer),
+}
+_MANAGER_LABELS = {"account_manager": "the account manager",
+                   "project_manager": "the project manager", "backup": "the backup manager"}
+
+
+def manager_problem(session: Session, key: str, email: str) -> Problem | None:
+    """Why ``email`` cannot be the client's ``key`` (account_manager, project_manager,
+    backup), or None when they can: an active staff member with a fitting role."""
+    roles = MANAGER_ROLES[key]
+    allowed = (f"{_MANAGER_LABELS[key]} must be an active staff member with role "
+               f"{_either(list(roles))}")
+    person = session.scalar(select(Staff).where(Staff.email == email))
+    if person is None:
+        return Problem(key, f"{email} is not on the staff list",
+                       allowed + " (add them with `desk staff add` first)")
+    if not person.active:
+        return Problem(key, f"{email} is inactive (left the agency)", allowed)
+    if person.role not in roles:
+        return Problem(key, f"{email} is {_role_words(person.role)}", allowed)
+    return None
+
+
+TIERS_ALLOWED = f"one of {', '.join(Tier)}"
+TIMEZONE_ALLOWED = "an IANA time zone such as Europe/London or America/New_York"
+HOURS_ALLOWED = "a number of hours of 0 or more, such as 10 or 7.5"
 
 
 @dataclass(slots=True)
@@ -44,7 +157,7 @@ class ClientSpec:
     name: str
     tier: str
     domains: Sequence[str] = ()
-    contacts: Sequence[str] = ()
+    contacts: Sequence[str] = ()  # "rosa@example.com" or "Rosa Elm <rosa@example.com>"
     account_manager: str | None = None
     project_manager: str | None = None
     backup: str | None = None
@@ -54,24 +167,88 @@ class ClientSpec:
     calendar: str | None = None
     report_period: str | None = None
 
-    def validate(self) -> None:
+    def problems(self, session: Session, *, policies: Collection[str] | None = None,
+                 calendars: Collection[str] | None = None) -> list[Problem]:
+        """Everything wrong with this client, each value checked, none skipped because of
+        an earlier one. ``policies`` and ``calendars``: the names the configuration
+        knows (unchecked when None)."""
+        found: list[Problem] = []
         if not self.name.strip():
-            raise DirectoryError("client name is empty")
+            found.append(Problem("name", "the client name is empty", "a name such as Acme Ltd"))
         if self.tier not in Tier.__members__:
-            raise DirectoryError(f"unknown tier {self.tier!r} (one of {', '.join(Tier)})")
+            found.append(Problem("tier", f"unknown tier {self.tier!r}", TIERS_ALLOWED))
         if self.timezone:
             try:
                 ZoneInfo(self.timezone)
             except (ZoneInfoNotFoundError, ValueError):
-                raise DirectoryError(f"unknown time zone {self.timezone!r}") from None
+                found.append(Problem("timezone", f"unknown time zone {self.timezone!r}",
+                                     TIMEZONE_ALLOWED))
         if self.hours_per_month is not None and self.hours_per_month < 0:
-            raise DirectoryError("hours per month cannot be negative")
+            found.append(Problem("hours_per_month",
+                                 f"{self.hours_per_month:g} hours per month is negative",
+                                 HOURS_ALLOWED))
+        if self.sla_policy and policies is not None and self.sla_policy not in policies:
+            found.append(Problem("sla_policy", f"unknown SLA policy {self.sla_policy!r}",
+                                 f"one of {', '.join(sorted(policies))}, or a policy defined "
+                                 f"in [sla.policies.{self.sla_policy}]"))
+        if self.calendar and calendars is not None and self.calendar not in calendars:
+            found.append(Problem("calendar", f"unknown calendar {self.calendar!r}",
+                                 (f"one of {', '.join(sorted(calendars))}, or " if calendars
+                                  else "") + f"a calendar defined in "
+                                 f"[sla.calendars.{self.calendar}]"))
+        client = session.scalar(select(Client).where(Client.name == self.name.strip()))
+        for raw in self.domains:
+            try:
+                _domain_free(session, client, raw)
+            except DirectoryError as exc:
+                found += _in("domains", exc.problems)
+        for raw in self.contacts:
+            try:
+                _contact_free(session, client, raw)
+            except DirectoryError as exc:
+                found += _in("contacts", exc.problems)
+        for key in MANAGER_ROLES:
+            value = getattr(self, key)
+            try:
+                problem = manager_problem(session, key, _email(value)) if value else None
+            except DirectoryError as exc:
+                problem = _in(key, exc.problems)[0]
+            if problem is not None:
+                found.append(problem)
+        return found
 
 
-def upsert_client(session: Session, spec: ClientSpec,
-                  now: datetime | None = None) -> tuple[Client, list[str]]:
-    """Create or update a client; returns it and a list of human-readable changes."""
-    spec.validate()
+def _in(key: str, problems: Sequence[Problem]) -> list[Problem]:
+    return [Problem(key, p.message, p.allowed) for p in problems]
+
+
+def _domain_free(session: Session, client: Client | None, raw: str) -> str:
+    d = _domain(raw)
+    owner = session.get(ClientDomain, d)
+    if owner is not None and owner.client is not client:
+        raise DirectoryError(Problem("", f"domain {d} already belongs to {owner.client.name}",
+                                     "a domain no other client has"))
+    return d
+
+
+def _contact_free(session: Session, client: Client | None, raw: str
+                  ) -> tuple[str, str, Contact | None]:
+    name, e = parse_contact(raw)
+    contact = session.scalar(select(Contact).where(Contact.email == e))
+    if contact is not None and contact.client is not client:
+        raise DirectoryError(Problem("", f"contact {e} already belongs to "
+                                     f"{contact.client.name}", "an address no other client has"))
+    return name, e, contact
+
+
+def upsert_client(session: Session, spec: ClientSpec, now: datetime | None = None, *,
+                  policies: Collection[str] | None = None,
+                  calendars: Collection[str] | None = None) -> tuple[Client, list[str]]:
+    """Create or update a client; returns it and a list of human-readable changes.
+    Raises DirectoryError with every problem of the spec, changing nothing."""
+    problems = spec.problems(session, policies=policies, calendars=calendars)
+    if problems:
+        raise DirectoryError(problems)
     changes: list[str] = []
     client = session.scalar(select(Client).where(Client.name == spec.name.strip()))
     if client is None:
@@ -98,21 +275,20 @@ def upsert_client(session: Session, spec: ClientSpec,
             client.settings = {**(client.settings or {}), key: value}
             changes.append(f"{key.replace('_', ' ')} -> {value}")
     for raw in spec.domains:
-        d = _domain(raw)
-        owner = session.get(ClientDomain, d)
-        if owner is not None and owner.client is not client:
-            raise DirectoryError(f"domain {d} already belongs to {owner.client.name}")
-        if owner is None:
+        d = _domain_free(session, client, raw)
+        if session.get(ClientDomain, d) is None:
             client.domains.append(ClientDomain(domain=d))
             changes.append(f"domain {d}")
     for raw in spec.contacts:
-        e = _email(raw)
-        contact = session.scalar(select(Contact).where(Contact.email == e))
-        if contact is not None and contact.client is not client:
-            raise DirectoryError(f"contact {e} already belongs to {contact.client.name}")
+        name, e, contact = _contact_free(session, client, raw)
+        shown = f"{name} <{e}>" if name else e
         if contact is None:
-            client.contacts.append(Contact(email=e))
-            changes.append(f"contact {e}")
+            client.contacts.append(Contact(email=e, name=name))
+            changes.append(f"contact {shown}")
+        elif name and contact.name != name:
+            # A bare address never erases a name given before; a new name replaces it.
+            changes.append(f"contact {e}: name {contact.name or '(none)'} -> {name}")
+            contact.name = name
     session.flush()
     return client, changes
 
@@ -212,6 +388,7 @@ def client_dict(c: Client) -> dict[str, Any]:
         "tier": c.tier,
         "domains": [d.domain for d in c.domains],
         "contacts": [x.email for x in c.contacts],
+        "contact_names": {x.email: x.name for x in c.contacts if x.name},
         "account_manager": c.account_manager,
         "project_manager": c.project_manager,
         "backup": c.backup,
@@ -222,13 +399,35 @@ def client_dict(c: Client) -> dict[str, Any]:
     }
 
 
+ROLES_ALLOWED = f"one of {', '.join(Role)}"
+CAPACITY_ALLOWED = "a whole number of open tickets, 0 or more, such as 15 (empty: no limit)"
+
+
+def staff_problems(email: str, name: str, role: str, capacity: int | None = None
+                   ) -> list[Problem]:
+    """Everything wrong with a staff record, each value checked."""
+    found: list[Problem] = []
+    try:
+        _email(email)
+    except DirectoryError as exc:
+        found += _in("email", exc.problems)
+    if not name.strip():
+        found.append(Problem("name", "the name is empty", "the person's name, such as Sam Lee"))
+    if role not in Role.__members__:
+        found.append(Problem("role", f"unknown role {role!r}", ROLES_ALLOWED))
+    if capacity is not None and capacity < 0:
+        found.append(Problem("capacity", f"capacity {capacity} is negative", CAPACITY_ALLOWED))
+    return found
+
+
 def add_staff(
     session: Session, email: str, name: str, role: str, capacity: int | None = None,
     now: datetime | None = None,
 ) -> tuple[Staff, bool]:
+    problems = staff_problems(email, name, role, capacity)
+    if problems:
+        raise DirectoryError(problems)
     email = _email(email)
-    if role not in Role.__members__:
-        raise DirectoryError(f"unknown role {role!r} (one of {', '.join(Role)})")
     person = session.scalar(select(Staff).where(Staff.email == email))
     created = person is None
     if person is None:
@@ -262,73 +461,3 @@ def staff_dict(s: Staff) -> dict[str, Any]:
         "away_from": s.away_from.isoformat() if s.away_from else None,
         "away_until": s.away_until.isoformat() if s.away_until else None,
     }
-
-
-@dataclass(slots=True)
-class ImportReport:
-    changes: list[tuple[int, str, list[str]]]  # (line, name, changes)
-    errors: list[tuple[int, str]]  # (line, message)
-
-
-CLIENT_COLUMNS = ("name", "tier", "domains", "contacts", "account_manager", "project_manager",
-                  "backup", "hours_per_month", "timezone", "sla_policy")
-
-
-def _multi(value: str | None) -> list[str]:
-    """Several values in one spreadsheet cell: separated by ; , or whitespace."""
-    return [v for v in re.split(r"[;,\s]+", value or "") if v]
-
-
-def import_clients(session: Session, text: str, now: datetime | None = None) -> ImportReport:
-    """Upsert every row of the agency's client overview; each row in its own savepoint,
-    so one bad row never half-applies. The caller commits or rolls back the whole."""
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    missing = [c for c in ("name", "tier") if c not in header]
-    if missing:
-        return ImportReport([], [(1, f"missing column(s): {', '.join(missing)}")])
-    unknown = [h for h in header if h not in CLIENT_COLUMNS]
-    if unknown:
-        return ImportReport([], [(1, f"unknown column(s): {', '.join(unknown)}")])
-    report = ImportReport([], [])
-    for row in reader:
-        line = reader.line_num
-        cells = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-        try:
-            hours = cells.get("hours_per_month") or None
-            spec = ClientSpec(
-                name=cells.get("name", ""),
-                tier=cells.get("tier", ""),
-                domains=_multi(cells.get("domains")),
-                contacts=_multi(cells.get("contacts")),
-                account_manager=cells.get("account_manager") or None,
-                project_manager=cells.get("project_manager") or None,
-                backup=cells.get("backup") or None,
-                hours_per_month=float(hours) if hours else None,
-                timezone=cells.get("timezone") or None,
-                sla_policy=cells.get("sla_policy") or None,
-            )
-            with session.begin_nested():
-                _, changes = upsert_client(session, spec, now)
-            report.changes.append((line, spec.name, changes))
-        except (DirectoryError, ValueError) as exc:
-            report.errors.append((line, str(exc)))
-    return report
-
-
-def import_staff(session: Session, text: str, now: datetime | None = None) -> ImportReport:
-    reader = csv.DictReader(io.StringIO(text))
-    report = ImportReport([], [])
-    for row in reader:
-        cells = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-        try:
-            cap = cells.get("capacity") or None
-            with session.begin_nested():
-                person, created = add_staff(session, cells.get("email", ""),
-                                            cells.get("name", ""), cells.get("role", ""),
-                                            int(cap) if cap else None, now)
-            report.changes.append((reader.line_num, person.email,
-                                   ["added" if created else "updated"]))
-        except (DirectoryError, ValueError) as exc:
-            report.errors.append((reader.line_num, str(exc)))
-    return report

@@ -31,7 +31,7 @@ def test_append_run_ticket_ack_exactly_once(env: DeskEnv, imap: Dovecot,
                                             smtp_capture: SmtpCapture) -> None:
     uid = imap.append(SUPPORT_USER, make_mail(message_id="<imap-1@client.test>"))
     out = env.desk("run", "--once").stdout
-    assert "1 new tickets" in out and "sent 2" in out  # the ack and the owner's notice
+    assert "1 new ticket," in out and "sent 2" in out  # the ack and the owner's notice
 
     [t] = env.tickets()
     [mail] = wait_for_client_mail(smtp_capture, 1)
@@ -99,7 +99,7 @@ def test_smtp_outage_keeps_the_ack_queued_until_the_server_is_back(
     smtp_capture.stop()
     imap.append(SUPPORT_USER, make_mail())
     out = env.desk("run", "--once").stdout
-    assert "1 new tickets" in out and "sent 0" in out
+    assert "1 new ticket," in out and "sent 0" in out
     smtp_capture.start_again()
     # Backoff: the row is due again later; make it due now as time passing would.
     with env.session() as s:

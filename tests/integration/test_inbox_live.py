@@ -87,7 +87,7 @@ def test_uidvalidity_reset_resyncs_without_duplicates(env: DeskEnv, imap: Doveco
     imap.reset_uidvalidity(SUPPORT_USER)
     imap.append(SUPPORT_USER, make_mail(subject="After reset"))
     out = env.desk("run", "--once").stdout
-    assert "1 new tickets" in out and "3 duplicates" in out
+    assert "1 new ticket," in out and "3 duplicates" in out
     assert len(env.tickets()) == 4
     assert len(wait_for_client_mail(smtp_capture, 4)) == 4
 

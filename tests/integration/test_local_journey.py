@@ -11,7 +11,7 @@ from tests.support import DeskEnv, make_mail, reply_to
 def test_new_mail_becomes_one_ticket_with_one_acknowledgement(env: DeskEnv) -> None:
     env.drop(make_mail(message_id="<first@client.test>"))
     out = env.desk("run", "--once").stdout
-    assert "1 new tickets" in out
+    assert "1 new ticket," in out
 
     [t] = env.tickets()
     assert t["client"] == "Client Co" and t["tier"] == "support_sla"
@@ -68,7 +68,7 @@ def test_same_message_id_twice_is_processed_once(env: DeskEnv) -> None:
     env.drop(raw, "a")
     env.drop(raw, "b")
     out = env.desk("run", "--once").stdout
-    assert "1 duplicates" in out
+    assert "1 duplicate," in out
     assert len(env.tickets()) == 1 and len(env.client_mail()) == 1
 
 

@@ -90,7 +90,7 @@ def test_generic_provider_reads_and_sends(env: DeskEnv, oauth_imap: Dovecot,
                                           oauth_smtp: SmtpCapture) -> None:
     oauth_imap.append(SUPPORT_USER, make_mail(message_id="<oauth-1@client.test>"))
     out = env.desk("run", "--once").stdout
-    assert "1 new tickets" in out and "sent 2" in out
+    assert "1 new ticket," in out and "sent 2" in out
     assert len(oauth_smtp.wait_for(2)) == 2
     assert CLIENT_SECRET not in out
 
@@ -109,7 +109,7 @@ def test_tokens_expire_mid_run_and_nothing_is_lost(env: DeskEnv, tokens: TokenSe
     oauth_imap.append(SUPPORT_USER, make_mail(message_id="<oauth-3@client.test>",
                                               subject="Second problem"))
     out = env.desk("run", "--once").stdout
-    assert "1 new tickets" in out and "sent 2" in out
+    assert "1 new ticket," in out and "sent 2" in out
     assert len(oauth_smtp.wait_for(4)) == 4
     assert len(tokens.requests) == before + 1  # one token shared by IMAP and SMTP
     assert len(env.tickets()) == 2

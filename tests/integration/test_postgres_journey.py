@@ -13,7 +13,7 @@ def test_the_whole_journey_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     env.drop(make_mail(message_id="<pg-1@client.test>"))
     env.drop(make_mail(message_id="<pg-1@client.test>"), "again")
     out = env.desk("run", "--once").stdout
-    assert "1 new tickets" in out and "1 duplicates" in out
+    assert "1 new ticket," in out and "1 duplicate," in out
     [ack] = env.client_mail()
     env.drop(reply_to(ack, sender="client@client.test", body="Thanks!"))
     env.desk("run", "--once")
