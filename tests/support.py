@@ -345,3 +345,9 @@ def to_clients(mails: list[Any]) -> list[Any]:
 def wait_for_client_mail(capture: Any, count: int, timeout: float = 10.0) -> list[Any]:
     return wait_until(lambda: (found := to_clients(capture.messages())) and
                       len(found) >= count and found, timeout=timeout)
+
+
+def said(text: str) -> str:
+    """Text as a reader takes it in: mail is wrapped at 72 columns, so a phrase may cross
+    a line break; compare words, not line layout."""
+    return " ".join(text.split())

@@ -191,15 +191,23 @@ def build_mail(mail: OutgoingMail, stamp: Stamp, text: str, html: str | None = N
     return msg
 
 
+# RFC 5322 2.1.1: a line MUST NOT exceed 998 characters (78 is only a SHOULD).
+HEADER_LINE_LIMIT = 998
+
+
 class _Wire(Compat32):
-    """compat32's folding, with its commonest case written directly: a printable ASCII
-    value that fits on its line comes out as it is (the stdlib builds and encodes a
-    Header object for every header, most of what it costs to write an acknowledgement).
-    Anything longer or non-ASCII is folded by the stdlib as before."""
+    """compat32's writer, but a header stays on one line whenever it fits in
+    HEADER_LINE_LIMIT: folding at 78 put a long Message-ID on a line of its own after an
+    empty first one ("Message-ID: " CRLF " <...>"), valid but frowned upon by spam
+    filters and people reading the source. Only printable ASCII is written directly;
+    a longer value, or a Header (RFC 2047 encoded words, which must stay within 75
+    characters each), is folded by the standard library at 78 as before. Written
+    directly, the common case also skips the Header object the stdlib builds for every
+    header (most of what writing an acknowledgement cost)."""
 
     def _fold(self, name: str, value: Any, sanitize: bool) -> str:
         if type(value) is str and value.isascii() and value.isprintable() and \
-                len(name) + 2 + len(value) <= (self.max_line_length or 78):
+                len(name) + 2 + len(value) <= HEADER_LINE_LIMIT:
             return f"{name}: {value}{self.linesep}"
         folded: str = super()._fold(name, value, sanitize)  # type: ignore[misc]
         return folded

@@ -21,6 +21,7 @@ from jinja2 import (
 )
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from desk.outbound.layout import wrap_text
 from desk.words import noun_for, plural
 
 
@@ -44,6 +45,8 @@ def environment(override_dir: str | None) -> ImmutableSandboxedEnvironment:
     # Templates count things in people's words: {{ n | plural("ticket") }}.
     env.filters["plural"] = plural
     env.filters["noun_for"] = noun_for
+    # Text parts: {% filter wrap %} around a template's own prose (desk/outbound/layout.py).
+    env.filters["wrap"] = wrap_text
     return env
 
 

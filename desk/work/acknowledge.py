@@ -20,6 +20,7 @@ from desk.routing.subject import base_subject, tagged
 from desk.sla.deadlines import targets_for
 from desk.store.deferred import pending, query
 from desk.store.models import Outbox, Ticket, table
+from desk.work.people import greeting_for
 
 # Said about each tier when no tip from the phrase table fits.
 TIER_TIPS = {
@@ -110,7 +111,7 @@ def ack_context(session: Session, settings: Settings, ticket: Ticket, requester:
         "desk_name": settings.desk.name,
         "ref": ticket.ref,
         "subject": base_subject(ticket.subject),
-        "first_name": requester.name.split()[0] if requester.name.strip() else "",
+        "first_name": greeting_for(session, requester.email, requester.name),
         "client_name": client.name if client else None,
         "tier": ticket.tier,
         "priority": ticket.priority,

@@ -29,6 +29,7 @@ from desk.store.db import is_postgres, transaction
 from desk.store.models import Staff, Ticket
 from desk.store.tickets import add_event
 from desk.work.estimates import pending_estimate
+from desk.work.people import greeting_for, staff_greeting
 
 log = logging.getLogger("desk.sla")
 
@@ -142,7 +143,8 @@ class Clock:
             staff_id=person.id,
             subject=f"{subject}: {tagged(ticket.subject, ticket.ref)}",
             template=template, internal=True,
-            context=self._context(ticket, action, staff_name=person.name.split()[0], **extra),
+            context=self._context(ticket, action,
+                                  staff_name=staff_greeting(person.name, person.email), **extra),
         ), ticket=ticket, now=now)
 
     def _warn(self, session: Session, ticket: Ticket, action: Action, now: datetime) -> None:
@@ -212,8 +214,8 @@ class Clock:
             kind="status_update", event_key=f"{action.key}:client", to=to, cc=cc,
             subject=f"Update: {tagged(ticket.subject, ticket.ref)}",
             template="status_update", thread=client_thread(session, ticket),
-            context=self._context(ticket, action, first_name=(
-                ticket.requester_name.split()[0] if ticket.requester_name else "")),
+            context=self._context(ticket, action, first_name=greeting_for(
+                session, ticket.requester_email, ticket.requester_name)),
         ), ticket=ticket, now=now)
         ticket.last_public_reply_at = now  # the client has heard from us
         add_event(session, ticket, "status_update", f"status update sent to "
@@ -235,8 +237,8 @@ class Clock:
                 # The answer to a reminder is a decision too: the same bound Reply-To.
                 estimate_id=estimate.id if (estimate := pending_estimate(session, ticket))
                 else None,
-                context=self._context(ticket, action, first_name=(
-                    ticket.requester_name.split()[0] if ticket.requester_name else "")),
+                context=self._context(ticket, action, first_name=greeting_for(
+                    session, ticket.requester_email, ticket.requester_name)),
             ), ticket=ticket, now=now)
             told += " and the client (once)"
         add_event(session, ticket, "estimate_reminder", f"estimate unanswered for "

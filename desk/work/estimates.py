@@ -52,6 +52,7 @@ from desk.store.models import (
 from desk.store.tickets import add_event
 from desk.work.actions import Actor, Refused
 from desk.work.identity import client_proof
+from desk.work.people import greeting_for
 
 # A cost carries its currency ("£270", "450EUR"): a bare number is part of the text
 # ("4h 2 new pages").
@@ -197,7 +198,7 @@ def estimate_context(session: Session, settings: Settings, ticket: Ticket, estim
     author = session.get(Staff, estimate.author_staff_id) if estimate.author_staff_id else None
     return {
         "ref": ticket.ref, "subject": ticket.subject, "desk_name": settings.desk.name,
-        "first_name": ticket.requester_name.split()[0] if ticket.requester_name else "",
+        "first_name": greeting_for(session, ticket.requester_email, ticket.requester_name),
         "text": estimate.text, "hours": _hours(estimate.minutes), "cost": estimate.cost,
         "tier": ticket.tier, "allowance": allowance,
         "author": author.name if author else settings.desk.name,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from desk.routing.tokens import parse_token, token_address
 from desk.store.models import Estimate, TimeEntry
-from tests.support import SECRET, DeskEnv, EnvFactory, make_mail, reply_to
+from tests.support import SECRET, DeskEnv, EnvFactory, make_mail, reply_to, said
 
 MON_10 = "2026-11-23T10:00:00Z"
 OUR_SERVER_SAYS_AGENCY = "mx.agency.test; dkim=pass header.d=agency.test"
@@ -66,7 +66,7 @@ def test_estimate_approved_in_a_reply_with_quoted_history(env: DeskEnv) -> None:
     assert "Add the new team page with six photos and bios." in body
     assert "3h" in body and "£270" in body and 'the word "approve"' in body
     assert "Your retainer this month: 0h used and 0h planned of 10h" in body
-    assert "with this work it would be 3h" in body
+    assert "with this work it would be 3h" in said(body)
     assert est.get_body(("html",)) is not None
     assert est["Auto-Submitted"] is None  # written by a person, relayed by the desk
     # Its Reply-To is signed for this estimate and its recipient: answering it proves them.
@@ -143,9 +143,9 @@ def test_hosting_only_needs_the_am_costing_before_any_engineer(env: DeskEnv) -> 
     staff_says(env, notice, "alice@agency.test", "#assign sam@agency.test")
     refusals = [text(m) for m in env.sent() if m["Subject"].startswith("Not done")]
     assert len(refusals) == 3
-    assert "no engineering work before that" in refusals[0]
-    assert "costing from the account manager" in refusals[1]
-    assert "no engineering work before that" in refusals[2]
+    assert "no engineering work before that" in said(refusals[0])
+    assert "costing from the account manager" in said(refusals[1])
+    assert "no engineering work before that" in said(refusals[2])
     assert env.ticket(t["ref"])["assignee"] == "alice@agency.test"
 
     staff_says(env, notice, "alice@agency.test", "#estimate 1h £90 Add the new dentist's "
@@ -271,7 +271,7 @@ def test_the_owner_confirms_by_reply_once(env: DeskEnv) -> None:
     staff_says(env, request, "paul@agency.test", "#confirm", "2026-11-23T12:10:00Z")
     [refusal] = [m for m in env.sent_to("paul@agency.test")
                  if m["Subject"].startswith("Not done")]
-    assert "nothing to confirm" in text(refusal)
+    assert "nothing to confirm" in said(text(refusal))
     assert planned_minutes(env) == [180]
 
 

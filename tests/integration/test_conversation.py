@@ -20,6 +20,7 @@ from tests.support import (
     imap_mailbox,
     make_mail,
     reply_to,
+    said,
     smtp_to,
     to_clients,
     wait_until,
@@ -167,7 +168,7 @@ def test_refused_commands_explain_and_send_nothing_to_the_client(
     staff_reply(env, notice, who, f"{command}\n\nHello Carol, on it!")
     assert len(env.client_mail()) == before
     [answer] = [m for m in env.sent_to(who) if m["Subject"].startswith("Not done")]
-    assert refusal in body(answer)
+    assert refusal in said(body(answer))
     after = env.ticket(t["ref"])
     assert after["assignee"] == "paul@agency.test" and after["priority"] == t["priority"]
 
@@ -256,7 +257,7 @@ def test_each_tier_acknowledgement_names_the_right_promise(env: DeskEnv) -> None
     for sender, promise in PROMISES.items():
         [ack] = env.sent_to(sender)
         text = body(ack)
-        assert promise in text, sender
+        assert promise in said(text), sender
         assert "Hello Ann," in text
         html = ack.get_body(("html",))
         assert html is not None and promise.replace("&", "&amp;") in html.get_content()
@@ -272,8 +273,9 @@ def test_message_text_is_inert_in_templates(env: DeskEnv) -> None:
     env.desk("run", "--once")
     [ack] = env.client_mail()
     text = body(ack)
-    assert "({{ 7*7 }} {{ config }} <script>alert(1)</script> {% raw %})" in text
-    assert "Hello {{," in text  # the name is data too, never evaluated
+    assert "({{ 7*7 }} {{ config }} <script>alert(1)</script> {% raw %})" in said(text)
+    # The name is data too, never evaluated; and it names no person, so no name is used.
+    assert text.splitlines()[0] == "Hello," and "49" not in text
     html = ack.get_body(("html",))
     assert html is not None
     assert "<script>" not in html.get_content() and "&lt;script&gt;" in html.get_content()

@@ -6,7 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.servers import Dovecot, SmtpCapture
-from tests.support import SUPPORT_USER, TRUSTED_AUTH, DeskEnv, imap_mailbox, make_mail, smtp_to
+from tests.support import (
+    SUPPORT_USER,
+    TRUSTED_AUTH,
+    DeskEnv,
+    imap_mailbox,
+    make_mail,
+    said,
+    smtp_to,
+)
 
 EXPECTED = {
     # sender: (client, tier, priority, owner, status, workers)
@@ -39,7 +47,7 @@ def test_every_tier_and_an_unknown_sender_through_dovecot(
         assert "rule '" in assigned[0]["detail"]
     acks = {m.rcpt_tos[0]: m.msg for m in smtp_capture.wait_for(len(EXPECTED))}
     hosting = acks["a@hosting.test"].get_body(("plain",)).get_content()
-    assert "costed estimate" in hosting
+    assert "costed estimate" in said(hosting)
     env.close()
 
 
