@@ -1,47 +1,171 @@
-"""Looking at and changing tickets: `tickets` (list, show, attachment, set, confirm, promote) and
-`approve`."""
+"""Looking at and changing tickets: `tickets` (list, search, show, attachment, set,
+confirm) and `approve`."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from desk.cli.common import Ctx, emit_json, fail, pass_ctx
-from desk.store.models import Staff, Status
+from desk.store.models import Staff, Status, Tier
 from desk.store.tickets import get_ticket
-from desk.views.tickets import list_tickets, ticket_detail, ticket_summary
+from desk.views.ticket_table import emphasis, ticket_table
+from desk.views.tickets import (
+    BadFilter,
+    TicketFilter,
+    found_summary,
+    list_tickets,
+    parse_since,
+    search_tickets,
+    ticket_detail,
+    ticket_summary,
+)
+from desk.words import plural
+
+PRIORITIES = ("P1", "P2", "P3", "P4")
 
 
 @click.group()
 def tickets() -> None:
-    """Look at tickets."""
+    """Look at, search and change tickets."""
 
 
-@tickets.command("list")
-@click.option("--status", type=click.Choice([s.value for s in Status]))
-@click.option("--json", "as_json", is_flag=True)
+def _filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The filters `list` and `search` share."""
+    options = [
+        click.option("--status", "statuses", multiple=True,
+                     type=click.Choice([s.value for s in Status]),
+                     help="Only tickets in this status (repeat for several)."),
+        click.option("--priority", "priorities", multiple=True, type=click.Choice(PRIORITIES),
+                     help="Only this priority (repeat for several: --priority P1 "
+                          "--priority P2)."),
+        click.option("--tier", "tiers", multiple=True,
+                     type=click.Choice([t.value for t in Tier] + ["unknown"]),
+                     help="Only clients of this tier; `unknown`: unknown senders."),
+        click.option("--client", metavar="NAME",
+                     help="Only this client's tickets (its name or a unique part of it; "
+                          "`none`: unknown senders)."),
+        click.option("--owner", metavar="EMAIL|NAME",
+                     help="Only tickets this staff member owns (address, name or a unique "
+                          "part of either; `none`: nobody)."),
+        click.option("--breached", is_flag=True,
+                     help="Only tickets past an SLA deadline: open ones overdue now, and "
+                          "any whose breach was recorded."),
+        click.option("--since", metavar="WHEN",
+                     help="Only tickets opened since then: a date (2026-11-01), a date and "
+                          "time, or a time back from now (12h, 7d, 2w)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _filters(c: Ctx, statuses: tuple[str, ...], priorities: tuple[str, ...],
+             tiers: tuple[str, ...], client: str | None, owner: str | None, breached: bool,
+             since: str | None) -> TicketFilter:
+    try:
+        when = parse_since(since, c.now(), c.settings.desk.timezone) if since else None
+    except BadFilter as exc:
+        fail(str(exc), code=2)
+    return TicketFilter(statuses=statuses, priorities=priorities, tiers=tiers, client=client,
+                        owner=owner, breached=breached, since=when)
+
+
+def _width() -> int | None:
+    """The terminal's width; piped output keeps whole subjects (COLUMNS still counts)."""
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else None
+
+
+@tickets.command("list", short_help="List tickets, with filters (client, owner, SLA).")
+@_filter_options
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON (every ticket's fields) instead of a table.")
 @pass_ctx
-def tickets_list(c: Ctx, status: str | None, as_json: bool) -> None:
-    """List tickets (oldest first)."""
+def tickets_list(c: Ctx, /, as_json: bool, **options: Any) -> None:
+    """List tickets, oldest first, as a table cut to the terminal's width. The filters
+    combine: every one given must hold."""
+    filters = _filters(c, **options)
     with c.session() as s:
-        rows = [ticket_summary(t) for t in list_tickets(s, status)]
-    if as_json:
-        emit_json(rows)
-        return
-    if not rows:
-        click.echo("no tickets")
-    for r in rows:
-        tier, owner = r["tier"] or "unknown", r["assignee"] or "-"
-        click.echo(f"#{r['ref']:<5} {r['status']:<17} {r['priority']} {tier:<12} "
-                   f"{(r['client'] or '-')[:20]:<20} {owner:<26} {r['subject'][:60]}")
+        try:
+            found = list_tickets(s, filters=filters, now=c.now())
+        except BadFilter as exc:
+            fail(str(exc), code=2)
+        if as_json:
+            emit_json([ticket_summary(t) for t in found])
+            return
+        if not found:
+            click.echo("no tickets" if filters.is_empty() else "no tickets match")
+            return
+        for line in ticket_table(found, _width()):
+            click.echo(line)
+    click.echo(plural(len(found), "ticket"))
 
 
-@tickets.command("show")
+@tickets.command("search", short_help="Find tickets by words in their subject and mail.")
+@click.argument("words", nargs=-1, required=True)
+@_filter_options
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), metavar="N",
+              help="Show at most this many tickets, the best matches.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: the total and each ticket's fields with score and snippet.")
+@pass_ctx
+def tickets_search(c: Ctx, /, words: tuple[str, ...], limit: int, as_json: bool,
+                   **options: Any) -> None:
+    """Find tickets whose subject or mail holds every one of WORDS (each in any mail of
+    the ticket), best match first, with the passage that matched.
+
+    Word forms count alike (printer, printers; print, printed, printing); "a phrase" in
+    double quotes (quoted for the shell: '"floor 3"') must appear as written; word* finds
+    words starting with it; nothing else is syntax. A word starting with "-" goes after
+    "--". The desk's own acknowledgements and notices are not searched."""
+    query = " ".join(words)
+    filters = _filters(c, **options)
+    with c.session() as s:
+        try:
+            result = search_tickets(s, query, filters, c.now(), limit)
+        except BadFilter as exc:
+            fail(str(exc), code=2)
+        except OperationalError as exc:
+            if "no such table" in str(exc):
+                fail("the database has no search index yet: run `desk init` to upgrade it",
+                     code=2)
+            raise
+        if not result.terms:
+            fail(f"nothing to search for in {query!r}: give words with letters or digits",
+                 code=2)
+        if as_json:
+            emit_json({"query": query, "terms": [str(t) for t in result.terms],
+                       "total": result.total,
+                       "tickets": [found_summary(f) for f in result.found]})
+            return
+        if not result.found:
+            click.echo(f"no tickets match {query!r}")
+            return
+        lines = ticket_table([f.ticket for f in result.found], _width(),
+                             notes=[f.snippet for f in result.found])
+        for line in lines:
+            # Bold where the words matched; click drops the codes when not a terminal.
+            click.echo(emphasis(line, "\x1b[1m", "\x1b[22m"))
+    shown = len(result.found)
+    click.echo(plural(result.total, "ticket") + " match" + ("es" if result.total == 1 else "")
+               + (f"; the best {shown} shown (--limit {result.total} for all)"
+                  if shown < result.total else ""))
+
+
+@tickets.command("show", short_help="Show a ticket's mail and why it went as it did.")
 @click.argument("ref")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: the ticket with its messages and events.")
 @pass_ctx
 def tickets_show(c: Ctx, ref: str, as_json: bool) -> None:
     """Show a ticket: its messages and the reasons behind every decision."""
@@ -77,7 +201,7 @@ def tickets_show(c: Ctx, ref: str, as_json: bool) -> None:
         click.echo(f"  {e['at']} {e['kind']:<16} {e['detail']}")
 
 
-@tickets.command("attachment")
+@tickets.command("attachment", short_help="Write a ticket's attachment to a file.")
 @click.argument("ref")
 @click.argument("number", type=int)
 @click.option("--out", "out", required=True, metavar="FILE",
@@ -106,12 +230,13 @@ def tickets_attachment(c: Ctx, ref: str, number: int, out: str) -> None:
     click.echo(f"wrote {name or 'attachment ' + str(number)} ({len(data)} bytes) to {out}")
 
 
-@tickets.command("set")
+@tickets.command("set", short_help="Change a ticket's status, priority, owner or ETA.")
 @click.argument("ref")
-@click.option("--status", type=click.Choice(["open", "waiting", "resolved", "closed"]))
-@click.option("--priority", type=click.Choice(["P1", "P2", "P3", "P4"]))
+@click.option("--status", type=click.Choice(["open", "waiting", "resolved", "closed"]),
+              help="New status (waiting pauses the SLA clocks).")
+@click.option("--priority", type=click.Choice(PRIORITIES), help="New priority.")
 @click.option("--owner", metavar="EMAIL", help="New owner (a junior joins as a worker).")
-@click.option("--eta", metavar="YYYY-MM-DD")
+@click.option("--eta", metavar="YYYY-MM-DD", help="The date the client is told to expect.")
 @pass_ctx
 def tickets_set(c: Ctx, ref: str, status: str | None, priority: str | None,
                 owner: str | None, eta: str | None) -> None:
@@ -141,7 +266,7 @@ def tickets_set(c: Ctx, ref: str, status: str | None, priority: str | None,
         after_changes(s, c.settings, t, status_before, False, now)
 
 
-@tickets.command("confirm")
+@tickets.command("confirm", short_help="Apply a client's unconfirmed estimate decision.")
 @click.argument("ref")
 @click.option("--by", "confirmer", metavar="EMAIL",
               help="Record who checked it with the client (staff address).")
@@ -199,7 +324,7 @@ def tickets_promote(c: Ctx, ref: str, acknowledge: bool, promoter: str | None) -
                    + "the owner's notice go with the next delivery round")
 
 
-@click.command()
+@click.command(short_help="Send a junior's held reply, unchanged.")
 @click.argument("held_id", type=int)
 @click.option("--by", "approver", metavar="EMAIL", help="Record who approved (staff address).")
 @pass_ctx

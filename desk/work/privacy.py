@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import QueryableAttribute, Session
 
+from desk.store.search import forget_removed_text
 from desk.store.models import (
     OPEN_STATUSES,
     Attachment,
@@ -266,6 +267,7 @@ def erase(session: Session, address: str, secret: str, now: datetime) -> Erasure
     _erase_outbox(session, person, done, message_ids)
     _erase_directory(session, person, done)
     _replace_everywhere(session, person, done)
+    forget_removed_text(session)  # the search index's entries of the removed text, too
     still_open = session.execute(select(Ticket.id, Ticket.status).where(
         Ticket.requester_email == done.pseudonym, Ticket.status.in_(OPEN_STATUSES)))
     done.notes += [f"ticket #{tid} is still {status}; the desk can no longer write to its "

@@ -51,6 +51,7 @@ INVOCATIONS: dict[tuple[str, ...], list[str]] = {
     ("staff", "forward-address"): ["sam@agency.test"],
     ("staff", "away"): ["jo@agency.test", "--from", "2026-12-01", "--until", "2026-12-03"],
     ("tickets", "list"): [],
+    ("tickets", "search"): ["contact", "form"],
     ("tickets", "show"): ["{ticket}"],
     ("tickets", "set"): ["{ticket}", "--priority", "P2"],
     ("tickets", "confirm"): ["{ticket}"],
