@@ -44,7 +44,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import QueryableAttribute, Session
 
-from desk.store.search import forget_removed_text
 from desk.store.models import (
     OPEN_STATUSES,
     Attachment,
@@ -62,6 +61,7 @@ from desk.store.models import (
     Ticket,
     table,
 )
+from desk.store.search import forget_removed_text
 
 Column = ColumnElement[Any] | QueryableAttribute[Any]
 ERASED_DOMAIN = "erased.invalid"
