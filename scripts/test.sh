@@ -20,6 +20,8 @@ pkgs=()
 [ -x /usr/sbin/dovecot ] && [ -x /usr/lib/dovecot/imap ] || pkgs+=(dovecot-imapd)
 [ -x /usr/lib/dovecot/lmtp ] || pkgs+=(dovecot-lmtpd)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || pkgs+=(postgresql)
+# scores every kind of mail desk sends (tests/integration/test_deliverability.py)
+[ -x /usr/bin/spamassassin ] || pkgs+=(spamassassin)
 if [ ! -x .venv/bin/python ] && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
   pkgs+=(python3-venv)   # Debian splits venv/ensurepip out of python3
 fi

@@ -8,21 +8,24 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from desk.cli.common import Ctx, emit_json, fail, pass_ctx
+from desk.cli.common import JSON_HELP, Ctx, emit_json, fail, pass_ctx
 from desk.store.models import Client, Staff, Ticket
 from desk.store.tickets import get_ticket
+from desk.words import plural
 
 
 @click.command("report")
 @click.argument("client_name", metavar="CLIENT")
-@click.option("--period", type=click.Choice(["week", "fortnight"]), default="week")
-@click.option("--format", "fmt", type=click.Choice(["text", "html", "json"]), default="text")
+@click.option("--period", type=click.Choice(["week", "fortnight"]), default="week",
+              show_default=True, help="How far back the report looks from now.")
+@click.option("--format", "fmt", type=click.Choice(["text", "html", "json"]), default="text",
+              show_default=True, help="Plain text, the HTML mail, or JSON for scripts.")
 @click.option("--send", is_flag=True, help="Queue it to the client's contacts now.")
 @pass_ctx
 def report_cmd(c: Ctx, client_name: str, period: str, fmt: str, send: bool) -> None:
     """A client's report for the period that ends now."""
     from desk.outbound.render import render
-    from desk.reports.client_report import Period, build_report, chart_png
+    from desk.reports.client_report import Period, build_report
     from desk.reports.scheduler import queue_report
 
     now = c.now()
@@ -43,14 +46,15 @@ def report_cmd(c: Ctx, client_name: str, period: str, fmt: str, send: bool) -> N
     if fmt == "json":
         emit_json(data)
     else:
-        context = {"r": data, "desk_name": c.settings.desk.name,
-                   "chart": chart_png(data) is not None}
+        context = {"r": data, "desk_name": c.settings.desk.name}
         click.echo(render(f"report.{'html' if fmt == 'html' else 'txt'}.j2", context,
                           c.settings.template_override_dir), nl=False)
 
 
 @click.command("digest")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--format", "fmt", type=click.Choice(["text", "html", "json"]),
+              default="text", show_default=True,
+              help="Plain text or the HTML as mailed, or JSON for scripts.")
 @click.option("--send", is_flag=True, help="Queue it to every account and project manager.")
 @pass_ctx
 def digest_cmd(c: Ctx, fmt: str, send: bool) -> None:
@@ -61,14 +65,15 @@ def digest_cmd(c: Ctx, fmt: str, send: bool) -> None:
 
     now = c.now()
     with c.session() as s:
-        data = build_digest(s, now, c.settings.desk.timezone)
+        data = build_digest(s, now, c.settings.desk.timezone, c.settings)
         if send:
-            click.echo(f"digest queued to {queue_digest(s, c.settings, now)} managers", err=True)
+            count = queue_digest(s, c.settings, now)
+            click.echo(f"digest queued to {plural(count, 'manager')}", err=True)
     if fmt == "json":
         emit_json(data)
     else:
-        click.echo(render("digest.txt.j2", {"d": data, "staff_name": "team",
-                                            "desk_name": c.settings.desk.name},
+        click.echo(render(f"digest.{'html' if fmt == 'html' else 'txt'}.j2",
+                          {"d": data, "staff_name": "team", "desk_name": c.settings.desk.name},
                           c.settings.template_override_dir), nl=False)
 
 
@@ -78,8 +83,9 @@ def feedback() -> None:
 
 
 @feedback.command("list")
-@click.option("--client", "client_name", metavar="CLIENT")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--client", "client_name", metavar="CLIENT",
+              help="Only this client's feedback (its name as in `desk client list`).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_ctx
 def feedback_list(c: Ctx, client_name: str | None, as_json: bool) -> None:
     """List feedback, newest last, with the average rating."""
@@ -107,7 +113,7 @@ def feedback_list(c: Ctx, client_name: str | None, as_json: bool) -> None:
                    f"resolved {resolved:<3} rating {r['rating'] or '-':<3} "
                    f"{r['comment'][:50]}")
     click.echo(f"average rating: {average if average is not None else '-'} "
-               f"({len(ratings)} ratings)")
+               f"({plural(len(ratings), 'rating')})")
 
 
 @click.group("time")
@@ -115,14 +121,17 @@ def time_group() -> None:
     """Time spent on tickets."""
 
 
-@time_group.command("add")
+@time_group.command("add", short_help="Log time spent on a ticket.")
 @click.argument("ref")
 @click.argument("duration")
-@click.option("--staff", "staff_email", required=True, metavar="EMAIL")
-@click.option("--note", default="")
+@click.option("--staff", "staff_email", required=True, metavar="EMAIL",
+              help="Who spent the time (a staff member's address).")
+@click.option("--note", default="", help="What the time was spent on.")
 @pass_ctx
 def time_add(c: Ctx, ref: str, duration: str, staff_email: str, note: str) -> None:
-    """Log time on a ticket, e.g. `desk time add 12 1h30m --staff sam@agency.example`."""
+    """Log time spent on ticket REF: DURATION such as 1h30m, 45m or 2h.
+
+    For example: desk time add 12 1h30m --staff sam@agency.example"""
     from desk.work.actions import Actor, Refused, log_time
     from desk.work.allowance import check_allowance
 
@@ -143,10 +152,11 @@ def time_add(c: Ctx, ref: str, duration: str, staff_email: str, note: str) -> No
         check_allowance(s, c.settings, t, now)
 
 
-@click.command("decisions")
+@click.command("decisions", short_help="A client's decision log: estimates, approvals, owners.")
 @click.argument("client_name", metavar="CLIENT")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="From this date on.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text",
+              show_default=True, help="Text to read, JSON for scripts, CSV for a spreadsheet.")
 @pass_ctx
 def decisions_cmd(c: Ctx, client_name: str, since: Any, fmt: str) -> None:
     """A client's decision log: estimates, approvals, declines, scope, priority, owners."""
@@ -175,7 +185,7 @@ def sla() -> None:
 
 
 @sla.command("status")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @pass_ctx
 def sla_status_cmd(c: Ctx, as_json: bool) -> None:
     """Open tickets with time left, at risk and breached, per client."""
@@ -200,7 +210,7 @@ def sla_status_cmd(c: Ctx, as_json: bool) -> None:
                    f"breached {s['breached']}")
 
 
-@sla.command("explain")
+@sla.command("explain", short_help="The arithmetic behind a ticket's deadlines.")
 @click.argument("ref")
 @pass_ctx
 def sla_explain_cmd(c: Ctx, ref: str) -> None:

@@ -13,18 +13,20 @@ from sqlalchemy.orm import Session
 
 from desk.config.settings import Settings
 from desk.reports.hours import month_usage
+from desk.reports.promises import promises_kept
 from desk.store.models import (
     OPEN_STATUSES,
     Client,
     Estimate,
     EstimateStatus,
-    Event,
     Feedback,
     Ticket,
     TimeEntry,
 )
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# How many weeks of hours the report's chart shows: two months, enough to see a trend.
+WEEKS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,26 @@ def _hours(minutes: int | float) -> float:
     return round(minutes / 60, 2)
 
 
+def weekly_hours(session: Session, client: Client, end: datetime, zone: ZoneInfo,
+                 weeks: int = WEEKS) -> list[dict[str, Any]]:
+    """Hours spent in each of the ``weeks`` weeks that end at ``end``, oldest first. A week
+    is named by its last day in the client's zone ("to", and "label" as people write it:
+    "27 Nov"); the latest ends on the report's own end date."""
+    start = end - timedelta(days=7 * weeks)
+    minutes = [0] * weeks
+    for at, spent in session.execute(
+            select(TimeEntry.at, TimeEntry.minutes).where(
+                TimeEntry.client_id == client.id, TimeEntry.kind == "spent",
+                TimeEntry.at >= start, TimeEntry.at < end)):
+        minutes[min(int((at - start) / timedelta(days=7)), weeks - 1)] += spent
+    weeks_out = []
+    for i, m in enumerate(minutes):
+        last = (start + timedelta(days=7 * (i + 1), seconds=-1)).astimezone(zone).date()
+        weeks_out.append({"to": last.isoformat(), "label": f"{last.day} {last:%b}",
+                          "hours": _hours(m)})
+    return weeks_out
+
+
 def build_report(session: Session, settings: Settings, client: Client, period: Period,
                  ) -> dict[str, Any]:
     start, end = period.start, period.end
@@ -87,18 +109,8 @@ def build_report(session: Session, settings: Settings, client: Client, period: P
     month = month_usage(session, client, end, zone=settings.desk.timezone)
     planned = month_usage(session, client, end, kind="planned",
                               zone=settings.desk.timezone)
-
-    ids = [t.id for t in tickets]
-    breaches = session.execute(select(Event.ticket_id, Event.data).where(
-        Event.ticket_id.in_(ids), Event.kind == "sla_breached", Event.at >= start,
-        Event.at < end)).all() if ids else []
-    active = [t for t in tickets if t.sla_policy and t.created_at < end and
-              (t.status in OPEN_STATUSES or (t.resolved_at or end) >= start)]
-    breached_ids = {tid for tid, _ in breaches}
-    with_clock = [t for t in active if settings.sla.policy(t.sla_policy) is not None
-                  and settings.sla.policy(t.sla_policy).targets(t.priority) is not None]  # type: ignore[union-attr]
-    compliance = (round(100 * (len(with_clock) - len(breached_ids & {t.id for t in with_clock}))
-                        / len(with_clock)) if with_clock else None)
+    zone = ZoneInfo(client.timezone or settings.desk.timezone)
+    promises = promises_kept(session, settings, tickets, start, end)
     feedback = session.execute(select(func.avg(Feedback.rating), func.count(Feedback.rating))
                                .where(Feedback.client_id == client.id, Feedback.created_at >= start,
                                       Feedback.created_at < end)).one()
@@ -107,7 +119,6 @@ def build_report(session: Session, settings: Settings, client: Client, period: P
     approvals = session.scalars(select(Estimate).where(
         Estimate.client_id == client.id, Estimate.status == EstimateStatus.approved,
         Estimate.decided_at >= start, Estimate.decided_at < end)).all()
-    zone = ZoneInfo(client.timezone or settings.desk.timezone)
 
     def row(t: Ticket) -> dict[str, Any]:
         return {"ref": t.ref, "subject": t.subject, "status": t.status, "priority": t.priority,
@@ -131,12 +142,17 @@ def build_report(session: Session, settings: Settings, client: Client, period: P
             "planned_this_month": planned.used_hours,
             "allowance": month.allowance_hours,
             "left": month.left_hours,
+            # The allowance spread evenly over the year's weeks: the line each week's bar
+            # is read against.
+            "pace_per_week": (round(month.allowance_hours * 12 / 52, 2)
+                              if month.allowance_hours else None),
         },
         "open": [row(t) for t in sorted(open_, key=lambda t: t.id)],
         "blockers": [row(t) for t in open_ if t.status in ("waiting", "awaiting_approval")],
         "next": [row(t) for t in open_ if t.eta and t.eta <= next_end],
-        "sla": {"tickets_with_clocks": len(with_clock), "breached": len(breached_ids),
-                "compliance_pct": compliance},
+        "weeks": weekly_hours(session, client, end, zone),
+        "sla": {"tickets_with_clocks": promises.with_clock, "breached": promises.breached,
+                "compliance_pct": promises.kept_pct},
         "feedback": {"average": round(float(feedback[0]), 1) if feedback[0] else None,
                      "answers": feedback[1],
                      "average_all_time": round(float(overall), 1) if overall else None},
@@ -145,17 +161,4 @@ def build_report(session: Session, settings: Settings, client: Client, period: P
                        "on": e.decided_at.astimezone(zone).date().isoformat()
                        if e.decided_at else None} for e in approvals],
     }
-
-
-def chart_png(data: dict[str, Any]) -> bytes | None:
-    from desk.reports.chart import bar_chart
-
-    h = data["hours"]
-    if not h["allowance"]:
-        return None
-    used, planned, allowance = h["month_to_date"], h["planned_this_month"], h["allowance"]
-    over = used > allowance
-    return bar_chart([(used, (200, 70, 60) if over else (74, 123, 183)),
-                      (used + planned, (160, 190, 225))],
-                     max(allowance, used + planned) * 1.05, marker=allowance)
 

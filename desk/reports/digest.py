@@ -1,20 +1,45 @@
-"""The managers' weekly digest: open tickets by client and tier, breaches and near misses,
-each person's load against capacity, retainer burn per client."""
+"""The managers' weekly digest: promises kept per client, open tickets by client and tier,
+breaches and near misses, each person's load against capacity, retainer burn per client."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from desk.config.settings import Settings
 from desk.reports.hours import month_usage
+from desk.reports.promises import promises_kept
 from desk.routing.assign import open_load
 from desk.store.models import OPEN_STATUSES, Client, Event, Staff, Ticket
 
 
-def build_digest(session: Session, now: datetime, zone: str) -> dict[str, Any]:
+def sla_by_client(session: Session, settings: Settings, since: datetime, now: datetime,
+                  ) -> list[dict[str, Any]]:
+    """Promises kept per client in the window, least kept first: where a manager looks."""
+    tickets = session.scalars(select(Ticket).where(
+        Ticket.sla_policy.is_not(None), Ticket.created_at < now,
+        or_(Ticket.status.in_(OPEN_STATUSES), Ticket.resolved_at >= since))
+        .options(selectinload(Ticket.client))).all()
+    groups: dict[str, list[Ticket]] = {}
+    for t in tickets:
+        groups.setdefault(t.client.name if t.client else "(unknown senders)", []).append(t)
+    rows = []
+    for name, group in groups.items():
+        kept = promises_kept(session, settings, group, since, now)
+        if kept.with_clock:
+            rows.append({"client": name, "tier": group[0].tier or "-",
+                         "tickets": kept.with_clock, "kept": kept.kept,
+                         "breached": kept.with_clock - kept.kept, "pct": kept.kept_pct})
+    return sorted(rows, key=lambda r: (r["pct"], r["client"]))
+
+
+def build_digest(session: Session, now: datetime, zone: str,
+                 settings: Settings | None = None) -> dict[str, Any]:
+    """``settings``: for the promises kept per client (which tickets have agreed times);
+    without them that section is None: not computed, which is not "no clocks"."""
     since = now - timedelta(days=7)
     open_tickets = session.scalars(
         select(Ticket).where(Ticket.status.in_(OPEN_STATUSES))
@@ -49,4 +74,5 @@ def build_digest(session: Session, now: datetime, zone: str) -> dict[str, Any]:
                          "pct": round(100 * usage.used_minutes / usage.allowance_minutes)})
     return {"at": now.isoformat(), "open_by_client": dict(sorted(by_client.items())),
             "open_total": len(open_tickets), "breaches": breached, "near_misses": near,
-            "people": people, "retainer_burn": burn}
+            "people": people, "retainer_burn": burn,
+            "sla_by_client": sla_by_client(session, settings, since, now) if settings else None}

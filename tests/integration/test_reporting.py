@@ -89,9 +89,18 @@ def test_report_figures_match_the_tickets(env: DeskEnv) -> None:
     assert [(t["ref"], t["eta"]) for t in data["next"]] == [(eta_ref, "2026-12-02")]
     assert [a["by"] for a in data["approvals"]] == ["boss@retainer.test"]
     assert data["sla"]["compliance_pct"] == 100
+    # The chart's numbers: eight weeks to the report's end, against the allowance's pace
+    # (10 h a month spread over the year's weeks).
+    assert [w["hours"] for w in data["weeks"]] == [0.0] * 7 + [2.5]
+    assert data["weeks"][-1] == {"to": "2026-11-27", "label": "27 Nov", "hours": 2.5}
+    assert data["hours"]["pace_per_week"] == 2.31
     text = env.desk(*at, "report", "Retainer Co").stdout
     assert "This month so far: 2.5 h of 10.0 h used, 7.5 h left" in text
     assert f"#{wait_ref} New photos: waiting for your reply" in text
+    assert "Your allowance pace: 2.3 h a week (10 h a month)" in text
+    assert "  Week to 27 Nov   2.5 h  above pace\n" in text
+    assert "  Week to 20 Nov   0.0 h\n" in text
+    assert "Promises kept: 100% of 3 tickets with agreed times" in text
 
 
 def test_scheduled_report_goes_out_once_per_period_across_restarts(env: DeskEnv) -> None:
@@ -109,12 +118,21 @@ def test_scheduled_report_goes_out_once_per_period_across_restarts(env: DeskEnv)
         env.desk("run", "--once", "--now", "2026-11-27T16:01:00Z")
     env.desk("run", "--once", "--now", "2026-11-28T09:00:00Z")
     [mail] = reports(this_week)
-    html = mail.get_body(("html",))
-    assert html is not None and 'src="cid:chart"' in html.get_content()
-    images = [p for p in mail.walk() if p.get_content_type() == "image/png"]
-    assert len(images) == 1 and images[0]["Content-ID"] == "<chart>"
-    assert images[0].get_content().startswith(b"\x89PNG")
+    # The chart is the HTML itself (table cells with bgcolor), not a picture a mail
+    # program may block: the mail carries no image at all, and the numbers are text.
+    assert not [p for p in mail.walk() if p.get_content_maintype() == "image"]
+    html_part = mail.get_body(("html",))
+    assert html_part is not None
+    html = html_part.get_content()
+    assert "<img" not in html and "background-image" not in html
+    assert "Hours per week, last 8 weeks</strong>, against your allowance pace of 2.3 h " \
+           "a week (10 h a month)" in html
+    assert html.count('bgcolor="#') >= 8  # a bar for each of the eight weeks
+    assert "27 Nov</td>" in html and "1.5 h</strong>" in html
     assert "This period: 1.5 h" in body(mail)
+    assert "  Week to 27 Nov   1.5 h\r\n" in body(mail)
+    # "1 ticket", not "1 tickets"
+    assert "Promises kept: 0% of 1 ticket with agreed times (1 late)" in body(mail)
     env.desk("run", "--once", "--now", "2026-12-04T16:05:00Z")  # next Friday
     assert len(reports("2026-11-27 to 2026-12-04")) == 1
     assert len(reports("")) == 3
@@ -122,6 +140,8 @@ def test_scheduled_report_goes_out_once_per_period_across_restarts(env: DeskEnv)
     # The managers' digest: one per Monday in range (16, 23, 30 Nov), never repeated.
     digests = [m for m in env.sent_to("alice@agency.test") if "digest" in m["Subject"]]
     assert len(digests) == 3 and "RETAINER BURN" in body(digests[0])
+    assert digests[0]["Subject"] == "Weekly digest: 1 open ticket, 0 breaches"
+    assert digests[0].get_body(("html",)) is not None
 
 
 def test_fortnightly_clients_get_a_report_every_other_week(env: DeskEnv) -> None:
@@ -173,3 +193,29 @@ def test_a_client_without_a_time_zone_counts_its_month_in_the_agencys(tmp_path: 
     _, notice = new_ticket(env, "First of December", "2026-11-30T12:00:00Z", "ana@kiwi.test")
     assert "0.0 h of 10.0 h used this month" in body(notice)
     env.close()
+
+
+def test_the_digest_shows_promises_kept_per_client_in_text_and_bars(env: DeskEnv) -> None:
+    _, kept = new_ticket(env, "Fix the menu")  # Retainer Co, answered within the hour
+    staff(env, kept, "#status resolved\n\nFixed: the menu is back.", "2026-11-23T10:30:00Z")
+    new_ticket(env, "Site down", sender="client@client.test")  # Client Co: nobody answers
+    env.desk("run", "--once", "--now", "2026-11-24T12:00:00Z")  # the first response is late
+    env.desk("run", "--once", "--now", "2026-11-30T08:01:00Z")  # Monday: the digest
+    digest = [m for m in env.sent_to("alice@agency.test") if "digest" in m["Subject"]][-1]
+    text = body(digest)
+    # The least kept first: where a manager looks.
+    assert "PROMISES KEPT PER CLIENT (last 7 days, tickets with agreed times)\r\n" \
+           "  Client Co                        0%  0 of 1 ticket on time, 1 late\r\n" \
+           "  Retainer Co                    100%  1 of 1 ticket on time\r\n" in text
+    html_part = digest.get_body(("html",))
+    assert html_part is not None
+    html = html_part.get_content()
+    assert not [p for p in digest.walk() if p.get_content_maintype() == "image"]
+    assert "<img" not in html and "background-image" not in html
+    # The same numbers beside each bar, in the same order.
+    assert html.index("Client Co") < html.index("Retainer Co")
+    assert "0 of 1 ticket on time, " in html and "1 late</span>" in html
+    assert "<strong>0%</strong>" in html and "<strong>100%</strong>" in html
+    # Each client's bar: on time (green) and late (red) cells, across the whole width.
+    client_row = html[html.index("Client Co"):html.index("Retainer Co")]
+    assert 'width="100%" height="14" bgcolor="#c0392b"' in client_row
