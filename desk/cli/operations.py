@@ -98,7 +98,9 @@ def status_cmd(c: Ctx, as_json: bool) -> None:
         click.echo(f"last ingest: {data['last_ingest'] or 'never'}")
         o = data["outbox"]
         click.echo(f"outbox: {o['pending']} pending (oldest {o['oldest_pending'] or '-'}), "
-                   f"{o['held']} held for approval, {o['failed']} failed, {o['sent']} sent")
+                   f"{o['held']} held for approval, {o['failed']} failed, {o['sent']} sent"
+                   + (f", {plural(o['waiting'], 'notice')} waiting for a summary mail"
+                      if o["waiting"] else ""))
         click.echo(f"quarantine: {data['quarantine']} held")
         if data["set_aside"]:
             click.echo(f"set aside: {plural(data['set_aside'], 'auto-generated mail')} with no "
@@ -132,7 +134,7 @@ def outbox_list(c: Ctx, failed: bool, show_all: bool, as_json: bool) -> None:
         if failed:
             q = q.where(Outbox.status == "failed")
         elif not show_all:
-            q = q.where(Outbox.status.in_(("pending", "held", "failed")))
+            q = q.where(Outbox.status.in_(("pending", "held", "failed", "waiting")))
         rows = [outbox_dict(o) for o in s.scalars(q)]
     if as_json:
         emit_json(rows)

@@ -265,6 +265,31 @@ class NoticesSection(_Section):
     # the client) up to this many bytes per mail, all files together; the rest are listed
     # with how to get them. Mail servers commonly refuse mail over 20-25 MB.
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+    # Flood guard (a backlog after downtime, a client's mail loop): a staff member gets
+    # at most max_per_staff notices (new ticket, client reply, assignment) in each
+    # window_minutes window; the rest wait and go together in one summary mail when the
+    # window ends, every ticket with that person's own reply address. P1 notices never
+    # wait (and still count).
+    max_per_staff: int = 10
+    window_minutes: int = 15
+
+    @field_validator("max_per_staff")
+    @classmethod
+    def _some_notices(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1, not {value} (how many notices a staff "
+                             "member gets one by one in each window; the rest go together "
+                             "in one summary mail)")
+        return value
+
+    @field_validator("window_minutes")
+    @classmethod
+    def _a_window(cls, value: int) -> int:
+        if not 1 <= value <= 24 * 60:
+            raise ValueError(f"must be from 1 to 1440 minutes (a day), not {value}: the "
+                             "window in which max_per_staff notices are counted, at whose "
+                             "end the summary goes")
+        return value
 
 
 class AckSection(_Section):

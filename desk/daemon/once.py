@@ -29,6 +29,7 @@ class RunSummary:
     clock: ClockReport = field(default_factory=ClockReport)
     reports: int = 0
     pruned: int = 0  # mails whose raw bytes retention deleted
+    summaries: int = 0  # notice summaries queued (a flood: desk/work/notice_summary.py)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -53,6 +54,8 @@ class RunSummary:
                 f"clock: {plural(c.warnings, 'warning')}, {plural(c.escalations, 'escalation')}, "
                 f"{plural(c.nudges, 'nudge')}, {plural(c.eta_warnings, 'ETA warning')}"
                 f"; {plural(self.reports, 'report')}; sent {self.sent}, {self.send_failures} failed"
+                + (f"; {plural(self.summaries, 'notice summary', 'notice summaries')}"
+                   if self.summaries else "")
                 + (f"; raw bytes of {plural(self.pruned, 'old mail')} pruned"
                    if self.pruned else ""))
 

@@ -15,6 +15,12 @@ from desk.store.models import Message, Outbox, OutboxStatus, Ticket, table
 
 _MESSAGES = table(Message)
 _OUTBOX = table(Outbox)
+# Two states beside OutboxStatus, for staff notices over the per-staff rate
+# (desk/work/notice_summary.py): a row that WAITS is no mail yet (no bytes; the sender
+# only ever claims "pending"), it only holds the notice's event key and what to list;
+# once its window's summary mail is queued it is SUMMARISED, never to be sent alone.
+WAITING = OutboxStatus.waiting
+SUMMARISED = OutboxStatus.summarised
 # What enqueue sets on every row; the rest start empty.
 _GIVEN = ("ticket_id", "kind", "event_key", "message_id", "mail_from", "recipient", "rcpt_to",
           "subject", "raw", "status", "next_attempt_at", "created_at", "author_staff_id",
@@ -101,3 +107,34 @@ def enqueue(
         session.flush()  # callers link to the row's id (held replies, estimates)
     return row
 
+
+def enqueue_waiting(
+    session: Session,
+    *,
+    ticket: Ticket,
+    kind: str,
+    event_key: str,
+    recipient: str,
+    subject: str,
+    mail_from: str,
+    message_id: str,
+    now: datetime,
+    fresh: bool = False,
+) -> bool:
+    """Keep ``event_key`` for a summary to come instead of queueing its mail: the key is
+    taken as a mail's would be, so the event is never both mailed alone and summarised.
+    Nothing is rendered: a flood costs less than the notices it replaces. Returns False
+    when the key already has its mail (``fresh``: see ``enqueue``)."""
+    if not fresh and session.scalar(
+            select(Outbox.id).where(Outbox.event_key == event_key)) is not None:
+        return False
+    insert_later(session, _OUTBOX, {
+        "ticket_id": ticket.id, "kind": kind, "event_key": event_key,
+        "message_id": message_id, "mail_from": mail_from, "recipient": recipient.lower(),
+        "rcpt_to": [recipient.lower()], "subject": subject, "raw": b"", "status": WAITING,
+        # When it began to wait: windows that have ended are found by the index
+        # (status, next_attempt_at).
+        "next_attempt_at": now, "created_at": now, "author_staff_id": None,
+        "approval_of_id": None, "attempts": 0, "last_error": None, "claimed_by": None,
+        "claimed_until": None, "sent_at": None})
+    return True

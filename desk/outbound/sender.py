@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, false, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import CursorResult, exists, false, or_, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from desk.outbound.journal import SentJournal, orphaned_journals, read_ids
 from desk.outbound.transport import PermanentFailure, TemporaryFailure, Transport
@@ -29,6 +29,18 @@ log = logging.getLogger("desk.outbound")
 
 CLAIM_SECONDS = 300
 MARK_BATCH = 50
+
+# A client's "was this resolved?" must never arrive before the reply that resolved the
+# ticket: it is not claimed while a staff reply to the same person on the same ticket is
+# still to be delivered (pending, whoever holds its claim or is retrying it, or held for
+# approval). A worker marks what it sent before its next claim, so whichever worker or
+# process claims the request does so after the reply was accepted. An indexed probe
+# (recipient, kind) for these rare rows only: the claim of other mail pays nothing.
+_REPLY = aliased(Outbox)
+_NOT_OVERTAKING = or_(Outbox.kind != "feedback_request", ~exists().where(
+    _REPLY.recipient == Outbox.recipient, _REPLY.kind == "relay",
+    _REPLY.ticket_id == Outbox.ticket_id,
+    _REPLY.status.in_((OutboxStatus.pending, OutboxStatus.held))))
 
 
 def backoff_seconds(attempts: int, rng: random.Random | None = None) -> float:
@@ -113,6 +125,7 @@ class Sender:
                     # accepted already, so it goes again as the identical message.
                     or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now,
                         Outbox.claimed_by.in_(dead) if dead else false()),
+                    _NOT_OVERTAKING,
                 )
                 .order_by(Outbox.id)
                 .limit(self.batch)

@@ -423,6 +423,10 @@ class OutboxStatus(enum.StrEnum):
     held = "held"  # waiting for an approval (junior replies)
     sent = "sent"
     failed = "failed"  # permanent failure, or retries exhausted
+    # A staff notice over [notices] max_per_staff: never sent alone; its window's summary
+    # mail lists it, and then it is summarised (work/notice_summary.py).
+    waiting = "waiting"
+    summarised = "summarised"
 
 
 class Outbox(Base):

@@ -61,6 +61,8 @@ def desk_status(session: Session, settings: Settings, now: datetime) -> dict[str
         "last_ingest": last.isoformat() if (last := last_ingest or last_message) else None,
         "outbox": {"pending": outbox.get("pending", 0), "held": outbox.get("held", 0),
                    "failed": outbox.get("failed", 0), "sent": outbox.get("sent", 0),
+                   # notices over a staff member's cap, for their window's summary mail
+                   "waiting": outbox.get("waiting", 0),
                    "oldest_pending": oldest.isoformat() if oldest else None},
         "quarantine": session.scalar(select(func.count()).select_from(Quarantine)
                                      .where(Quarantine.status == QuarantineStatus.held)) or 0,

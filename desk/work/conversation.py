@@ -107,13 +107,22 @@ def handle_staff_reply(
         return
     savepoint.commit()
     notify_new_people(session, settings, ticket, people_before, staff, now)
+    _answer(session, settings, ticket, staff, inbound, parsed, content, now,
+            relay=not body_used)
+    # Only now: a reply that resolves the ticket is queued before the client's "was this
+    # resolved?", and the sender never lets that request overtake it (outbound/sender.py).
     after_changes(session, settings, ticket, status_before, "time" in names, now)
 
-    if "note" in names:
+
+def _answer(session: Session, settings: Settings, ticket: Ticket, staff: Staff,
+            inbound: Message, parsed: ParsedReply, content: ReplyContent, now: datetime, *,
+            relay: bool) -> None:
+    """The reply's text: a note, or the client's (held when a junior wrote it)."""
+    if any(c.name == "note" for c in parsed.commands):
         text = parsed.body or next((c.arg for c in parsed.commands if c.name == "note"), "")
         add_event(session, ticket, "note", text or "(empty note)", at=now, actor=staff.email)
         return
-    if body_used or not _relays(parsed, content):
+    if not relay or not _relays(parsed, content):
         return
     if staff.role == Role.junior_engineer:
         notices.hold_for_approval(session, settings, ticket, staff, inbound, parsed.body, now,

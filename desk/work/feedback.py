@@ -17,6 +17,7 @@ from desk.outbound.messages import client_thread, queue_mail, staff_address
 from desk.routing.subject import tagged
 from desk.store.models import Feedback, Message, Outbox, Staff, Ticket
 from desk.store.tickets import add_event
+from desk.work.people import greeting_for, staff_greeting
 
 _WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
           "eight": 8, "nine": 9, "ten": 10}
@@ -53,8 +54,8 @@ def request_feedback(session: Session, settings: Settings, ticket: Ticket,
         to=[_requester(ticket)], subject=f"Was this resolved? {tagged(ticket.subject, ticket.ref)}",
         template="feedback_request", thread=client_thread(session, ticket),
         context={"ref": ticket.ref, "subject": ticket.subject, "desk_name": settings.desk.name,
-                 "first_name": ticket.requester_name.split()[0] if ticket.requester_name
-                 else ""},
+                 "first_name": greeting_for(session, ticket.requester_email,
+                                            ticket.requester_name)},
     ), ticket=ticket, now=now)
     if row is not None:
         add_event(session, ticket, "feedback_requested", f"asked {ticket.requester_email} for "
@@ -111,7 +112,7 @@ def _alert_account_manager(session: Session, settings: Settings, ticket: Ticket,
         staff_id=person.id,
         subject=f"Unhappy client: {tagged(ticket.subject, ticket.ref)}",
         template="feedback_alert", internal=True,
-        context={"staff_name": person.name.split()[0], "ref": ticket.ref,
+        context={"staff_name": staff_greeting(person.name, person.email), "ref": ticket.ref,
                  "client": ticket.client.name if ticket.client else ticket.requester_email,
                  "rating": fb.rating, "resolved": _yn(fb.resolved), "comment": fb.comment,
                  "threshold": settings.feedback.low_score, "desk_name": settings.desk.name},

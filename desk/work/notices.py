@@ -28,6 +28,8 @@ from desk.routing.subject import tagged
 from desk.store.models import Event, Message, Outbox, Role, Staff, Status, Ticket
 from desk.store.tickets import add_event
 from desk.work.attachments import ReplyContent, notice_body
+from desk.work.notice_summary import must_wait, notice_key, wait_for_summary
+from desk.work.people import is_stranger
 
 COMMANDS = [
     ("#note", "keep this reply internal: nothing goes to the client"),
@@ -106,6 +108,27 @@ def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: 
         return 0
     if inbound.id is None:
         session.flush()  # the notice is keyed by the inbound message's id
+    # A reply from none of the client's people (a stranger who quoted the thread): the
+    # notice says so first, before anyone answers it as if the client had asked.
+    stranger = kind == "reply" and is_stranger(session, ticket, inbound.from_addr)
+    what = {"new": "New ticket", "reply": "Not the client" if stranger else "Client replied",
+            "assigned": "Assigned to you"}[kind]
+    client = ticket.client.name if ticket.client else None
+    subject = (f"{what}: {tagged(ticket.subject, ticket.ref)} ({ticket.priority}"
+               f"{', ' + client if client else ''})")
+    fresh = kind == "new"  # "new": the inbound message is this one
+    told = []
+    for person in people:
+        # Over the per-staff rate (a backlog, a mail loop): the notice waits for the
+        # window's summary, and nothing of it is rendered (work/notice_summary.py).
+        if must_wait(session, settings, ticket, person.email, now):
+            wait_for_summary(session, settings, ticket, person, kind,
+                             notice_key(kind, inbound.id, person.id, now), subject, now,
+                             fresh=fresh)
+        else:
+            told.append(person)
+    if not told:
+        return 0
     sent = 0
     facts = ticket_facts(session, settings, ticket, now)
     if reason is None:
@@ -114,9 +137,10 @@ def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: 
     rich = notice_body(session, inbound, kind, ticket.ref,
                        settings.notices.max_attachment_bytes,
                        settings.intake.max_attachment_bytes, parsed)
-    for person in people:
+    for person in told:
         context = {
             "kind": kind,
+            "stranger": stranger,
             "staff_name": person.name.split()[0] if person.name else person.email,
             "from": inbound.from_addr,
             "from_name": inbound.from_name,
@@ -130,23 +154,15 @@ def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: 
             "commands": COMMANDS,
             "desk_name": settings.desk.name,
         }
-        what = {"new": "New ticket", "reply": "Client replied",
-                "assigned": "Assigned to you"}[kind]
         mail = OutgoingMail(
-            kind=f"notice_{kind}",
-            # An assignment can happen again later (reassigned back): key it by time too.
-            event_key=f"notice:{kind}:{inbound.id}:{person.id}"
-                      + (f":{now.isoformat()}" if kind == "assigned" else ""),
-            to=[staff_address(person)], staff_id=person.id,
-            subject=f"{what}: {tagged(ticket.subject, ticket.ref)} ({ticket.priority}"
-                    f"{', ' + facts['client'] if facts['client'] else ''})",
+            kind=f"notice_{kind}", event_key=notice_key(kind, inbound.id, person.id, now),
+            to=[staff_address(person)], staff_id=person.id, subject=subject,
             template="notice", context=context, internal=True,
             html=rich is not None and rich.html is not None,
             related=rich.packed.related if rich else (),
             attachments=rich.packed.files if rich else (),
         )
-        row = queue_mail(session, settings, mail, ticket=ticket, now=now,
-                         fresh=kind == "new",  # "new": the inbound message is this one
+        row = queue_mail(session, settings, mail, ticket=ticket, now=now, fresh=fresh,
                          flush=False)
         sent += row is not None
     return sent
