@@ -19,8 +19,8 @@ from desk.routing.classify import Classification
 from desk.routing.subject import base_subject, tagged
 from desk.sla.deadlines import targets_for
 from desk.store.deferred import pending, query
-from desk.store.models import Outbox, Ticket, table
-from desk.work.people import greeting_for
+from desk.store.models import Contact, Outbox, Ticket, table
+from desk.work.people import LOOK_IT_UP, LookItUp, greeting_for
 
 # Said about each tier when no tip from the phrase table fits.
 TIER_TIPS = {
@@ -95,7 +95,8 @@ def recommendation(recommendations: list[Recommendation], tier: str | None,
 
 
 def ack_context(session: Session, settings: Settings, ticket: Ticket, requester: Address,
-                msg: ParsedMessage | None, now: datetime) -> dict[str, Any]:
+                msg: ParsedMessage | None, now: datetime,
+                contact: Contact | LookItUp | None = LOOK_IT_UP) -> dict[str, Any]:
     client = ticket.client
     tz = (client.timezone if client else None) or settings.desk.timezone
     targets = targets_for(settings, ticket)
@@ -111,7 +112,7 @@ def ack_context(session: Session, settings: Settings, ticket: Ticket, requester:
         "desk_name": settings.desk.name,
         "ref": ticket.ref,
         "subject": base_subject(ticket.subject),
-        "first_name": greeting_for(session, requester.email, requester.name),
+        "first_name": greeting_for(session, requester.email, requester.name, contact),
         "client_name": client.name if client else None,
         "tier": ticket.tier,
         "priority": ticket.priority,
@@ -135,7 +136,9 @@ def queue_acknowledgement(
     requester: Address,
     now: datetime,
 ) -> Outbox | None:
-    context = ack_context(session, settings, ticket, requester, msg, now)
+    # The classification looked up the requester's contact record already (or found none).
+    context = ack_context(session, settings, ticket, requester, msg, now,
+                          contact=classification.contact)
     mail = OutgoingMail(
         kind="ack", event_key=f"ack:ticket:{ticket.id}", to=[requester],
         subject=tagged(ticket.subject, ticket.ref), template=f"ack_{ticket.tier or 'unknown'}",

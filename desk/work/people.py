@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from desk.store.deferred import query
 from desk.store.directory import of_client
 from desk.store.models import Contact, Participant, Staff, Ticket
 
@@ -173,21 +174,38 @@ def greeting_name(display_name: str) -> str:
     return result if len(result) <= _MAX else ""
 
 
+_CONTACT_NAME = select(Contact.name).where(Contact.email == bindparam("email"))
+
+
+class LookItUp:
+    """``greeting_for``'s default: the caller does not know the contact record."""
+
+
+LOOK_IT_UP = LookItUp()
+
+
 def contact_name(session: Session, email: str) -> str:
     """The name the admin gave this address's contact record, or ""."""
     if not email:
         return ""
     # Nothing pending can be a contact's name (the directory is written by the admin's
-    # commands): no flush of the batch being ingested for this one read.
-    with session.no_autoflush:
-        return session.scalar(select(Contact.name).where(Contact.email == email.lower())) or ""
+    # commands): no flush of the batch being ingested for this one read, and the cached
+    # statement of the message's path.
+    return query(session, _CONTACT_NAME, {"email": email.lower()},
+                 sees_deferred=False).scalar() or ""
 
 
-def greeting_for(session: Session, email: str, display_name: str) -> str:
+def greeting_for(session: Session, email: str, display_name: str,
+                 contact: Contact | LookItUp | None = LOOK_IT_UP) -> str:
     """The name to greet the person at ``email``: from the contact record when the admin
     gave one (they know the client; a From line may say "ROSA ELM (ACME)" or nothing),
-    else from the display name of their mail."""
-    return greeting_name(contact_name(session, email)) or greeting_name(display_name)
+    else from the display name of their mail. ``contact``: the record of ``email`` when
+    the caller has it already (None: it has none), saving the query."""
+    if isinstance(contact, LookItUp):
+        name = contact_name(session, email)
+    else:
+        name = contact.name if contact is not None else ""
+    return greeting_name(name) or greeting_name(display_name)
 
 
 def staff_greeting(name: str, email: str) -> str:
