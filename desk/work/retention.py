@@ -3,8 +3,10 @@
 The exact bytes of a mail (``RawMessage``, and the outbox's copy of what we sent) serve
 audit, re-processing and a byte-identical resend. Once a ticket is closed or resolved
 and nothing has happened on it for ``raw_mail_days``, none of that can still be needed:
-the bytes go, the parsed messages, events and reports stay. The daemon runs this about
-hourly (``desk run --once`` each time); ``oldest_raw_mail`` feeds ``desk status``.
+the bytes go, the parsed messages, events and reports stay. A quarantined mail's bytes go
+``raw_mail_days`` after an admin retried or dropped it (one still held waits for a
+decision: it may be the only copy of a client's mail). The daemon runs this about hourly
+(``desk run --once`` each time); ``oldest_raw_mail`` feeds ``desk status``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from desk.store.models import (
     Message,
     Outbox,
     OutboxStatus,
+    Quarantine,
+    QuarantineStatus,
     RawMessage,
     Status,
     Ticket,
@@ -37,10 +41,11 @@ BATCH = 200
 class PruneReport:
     raw_messages: int = 0  # received mail whose bytes were deleted
     sent_mail: int = 0  # outbox rows whose bytes were emptied
+    quarantined: int = 0  # settled quarantine entries whose bytes were emptied
 
     @property
     def total(self) -> int:
-        return self.raw_messages + self.sent_mail
+        return self.raw_messages + self.sent_mail + self.quarantined
 
 
 def finished_before(cutoff: datetime) -> ColumnElement[bool]:
@@ -86,6 +91,17 @@ def _prune_sent(session: Session, cutoff: datetime) -> int:
     return len(ids)
 
 
+def _prune_quarantine(session: Session, cutoff: datetime) -> int:
+    # The reason, sender and subject stay: `desk quarantine list` still tells what it was.
+    ids = list(session.scalars(select(Quarantine.id).where(
+        Quarantine.status != QuarantineStatus.held, func.length(Quarantine.raw) > 0,
+        func.coalesce(Quarantine.resolved_at, Quarantine.created_at) < cutoff).limit(BATCH)))
+    if ids:
+        q = table(Quarantine)
+        session.execute(update(q).where(q.c.id.in_(ids)).values(raw=b""))
+    return len(ids)
+
+
 def _in_batches(factory: sessionmaker[Session], prune: Callable[[Session, datetime], int],
                 cutoff: datetime, stop: Callable[[], bool]) -> int:
     total = 0
@@ -104,7 +120,8 @@ def prune_raw_mail(factory: sessionmaker[Session], settings: Settings, now: date
     transaction, until none are left (or ``stop`` says so: the daemon is stopping)."""
     cutoff = now - timedelta(days=settings.retention.raw_mail_days)
     return PruneReport(raw_messages=_in_batches(factory, _prune_received, cutoff, stop),
-                       sent_mail=_in_batches(factory, _prune_sent, cutoff, stop))
+                       sent_mail=_in_batches(factory, _prune_sent, cutoff, stop),
+                       quarantined=_in_batches(factory, _prune_quarantine, cutoff, stop))
 
 
 def oldest_raw_mail(session: Session) -> datetime | None:
@@ -113,5 +130,7 @@ def oldest_raw_mail(session: Session) -> datetime | None:
         Message.raw_id.is_not(None)))
     sent = session.scalar(select(func.min(Outbox.created_at)).where(
         func.length(Outbox.raw) > 0))
-    found = [t for t in (received, sent) if t is not None]
+    quarantined = session.scalar(select(func.min(Quarantine.created_at)).where(
+        func.length(Quarantine.raw) > 0))
+    found = [t for t in (received, sent, quarantined) if t is not None]
     return min(found) if found else None

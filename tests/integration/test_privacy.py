@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from desk.store.models import Message, Outbox, RawMessage, Ticket
+from desk.store.models import Message, Outbox, Quarantine, RawMessage, Ticket
 from tests.support import DeskEnv, EnvFactory, make_mail, reply_to
 
 DANA = "dana@client.test"
@@ -165,3 +165,23 @@ def test_export_erase_and_retention_on_postgresql(make_env: EnvFactory, pg_url: 
                     or DANA in m.from_addr or DANA in m.to_addrs]
         assert not [o for o in s.scalars(select(Outbox)) if DANA in o.rcpt_to]
     assert "nothing stored about" in env.desk("privacy", "erase", DANA).stdout
+
+
+def test_retention_empties_a_settled_quarantine_entry_and_keeps_a_held_one(
+        env: DeskEnv) -> None:
+    env.drop(b"no headers at all, just Dana's words\n", "broken-1")
+    env.drop(b"no headers either, Erin's words\n", "broken-2")
+    env.desk("run", "--once", "--now", "2026-11-02T10:00:00Z")
+    first, second = sorted(q["id"] for q in env.desk_json("quarantine", "list"))
+    env.desk("--now", "2026-11-03T10:00:00Z", "quarantine", "drop", str(first))
+
+    # Seven months on: the dropped mail's bytes are gone, its record stays; the one still
+    # held waits for an admin's decision with its bytes (it may be the only copy).
+    ran = env.desk("run", "--once", "--now", "2027-06-01T10:00:00Z").stdout
+    assert "old mail pruned" in ran, ran
+    with env.session() as s:
+        kept = {q.id: (q.status, q.raw, q.reason) for q in s.scalars(select(Quarantine))}
+    assert kept[first][0] == "dropped" and kept[first][1] == b"" and kept[first][2]
+    assert kept[second][0] == "held" and b"Erin's words" in kept[second][1]
+    status = status_at(env, "2027-06-01T11:00:00Z")
+    assert status["oldest_raw_mail"].startswith("2026-11-02")  # the held one
