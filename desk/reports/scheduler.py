@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config.settings import Settings
 from desk.inbox.message import Address
+from desk.names import staff_greeting
 from desk.outbound.mail import OutgoingMail
 from desk.outbound.messages import queue_mail, staff_address
 from desk.reports.client_report import (
@@ -83,7 +84,7 @@ def queue_digest(session: Session, settings: Settings, now: datetime,
             subject=f"Weekly digest: {plural(data['open_total'], 'open ticket')}, "
                     f"{plural(len(data['breaches']), 'breach')}",
             template="digest", internal=True,
-            context={"d": data, "staff_name": person.name.split()[0],
+            context={"d": data, "staff_name": staff_greeting(person.name, person.email),
                      "desk_name": settings.desk.name},
         ), ticket=None, now=now)
         sent += row is not None

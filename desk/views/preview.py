@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config.settings import Settings
 from desk.inbox.message import Address
+from desk.names import staff_greeting
 from desk.outbound.render import render
 from desk.sla.clock import refresh
 from desk.store.models import Client, Message, Staff, Ticket
@@ -50,7 +51,8 @@ def _context(name: str, session: Session, settings: Settings, ticket: Ticket,
     first = session.scalar(select(Message).where(Message.ticket_id == ticket.id,
                                                  Message.direction == "in").limit(1))
     body = first.body_text if first else "Hello, the contact form on our site sends nothing."
-    staff_name = ticket.owner.name.split()[0] if ticket.owner else "Olivia"
+    staff_name = staff_greeting(ticket.owner.name, ticket.owner.email) if ticket.owner \
+        else "Olivia"
     common = {"ref": ticket.ref, "subject": ticket.subject, "staff_name": staff_name,
               "desk_name": settings.desk.name, "commands": COMMANDS}
     if name == "notice":

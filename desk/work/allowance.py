@@ -10,12 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from desk.config.settings import Settings
+from desk.names import staff_greeting
 from desk.outbound.mail import OutgoingMail
 from desk.outbound.messages import queue_mail, staff_address
 from desk.reports.hours import month_start, month_usage
 from desk.store.models import Staff, Ticket
 from desk.store.tickets import add_event
-from desk.work.people import staff_greeting
 
 
 def check_allowance(session: Session, settings: Settings, ticket: Ticket, now: datetime) -> None:

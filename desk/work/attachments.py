@@ -24,6 +24,7 @@ from desk.config.settings import Settings
 from desk.inbox.message import ParsedMessage
 from desk.inbox.parse import html_to_text, sanitize_html
 from desk.inbox.quotes import reply_html, reply_text
+from desk.names import staff_greeting
 from desk.outbound.compose import safe_filename
 from desk.outbound.mail import FilePart, InlinePart, OutgoingMail, Thread
 from desk.outbound.messages import queue_mail, staff_address
@@ -328,7 +329,7 @@ def mail_attachments(session: Session, settings: Settings, ticket: Ticket, staff
             subject=f"Attachments{f' ({k + 1} of {parts})' if parts > 1 else ''}: "
                     f"{tagged(ticket.subject, ticket.ref)}",
             template="attachments",
-            context={"staff_name": staff.name.split()[0] if staff.name else staff.email,
+            context={"staff_name": staff_greeting(staff.name, staff.email),
                      "ref": ticket.ref, "subject": ticket.subject, "part": k + 1,
                      "parts": parts, "cap": human_size(cap),
                      "files": [{"index": f.index, "name": f.name, "type": f.content_type,

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config.settings import Settings
+from desk.names import staff_greeting
 from desk.outbound.mail import OutgoingMail
 from desk.outbound.messages import client_recipients, client_thread, queue_mail, staff_address
 from desk.routing.subject import tagged
@@ -29,7 +30,7 @@ from desk.store.db import is_postgres, transaction
 from desk.store.models import Staff, Ticket
 from desk.store.tickets import add_event
 from desk.work.estimates import pending_estimate
-from desk.work.people import greeting_for, staff_greeting
+from desk.work.people import greeting_for
 
 log = logging.getLogger("desk.sla")
 

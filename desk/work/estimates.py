@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from desk.config.settings import Settings
 from desk.inbox.message import ParsedMessage
 from desk.inbox.quotes import reply_text
+from desk.names import staff_greeting
 from desk.outbound.mail import OutgoingMail
 from desk.outbound.messages import (
     client_recipients,
@@ -305,7 +306,8 @@ def _hold_unconfirmed(session: Session, settings: Settings, ticket: Ticket,
         to=[staff_address(person)], staff_id=person.id,
         subject=f"Confirm the client's {verdict}? {tagged(ticket.subject, ticket.ref)}",
         template="decision_confirm", internal=True,
-        context={"staff_name": person.name.split()[0], "verdict": verdict, "sender": sender,
+        context={"staff_name": staff_greeting(person.name, person.email), "verdict": verdict,
+                 "sender": sender,
                  "words": decision.words, "why": why, "ref": ticket.ref,
                  "hours": _hours(estimate.minutes), "cost": estimate.cost,
                  "desk_name": settings.desk.name},
@@ -375,7 +377,7 @@ def _tell_owner(session: Session, settings: Settings, ticket: Ticket, estimate: 
             to=[staff_address(person)], staff_id=person.id,
             subject=f"Estimate {verdict}d: {tagged(ticket.subject, ticket.ref)}",
             template="estimate_decision", internal=True,
-            context={"staff_name": person.name.split()[0], "verdict": verdict,
+            context={"staff_name": staff_greeting(person.name, person.email), "verdict": verdict,
                      "sender": sender, "words": words, "ref": ticket.ref,
                      "hours": _hours(estimate.minutes), "cost": estimate.cost,
                      "desk_name": settings.desk.name},

@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session
 from desk.config.settings import Settings
 from desk.inbox.message import Address, ParsedMessage
 from desk.inbox.quotes import reply_text
+from desk.names import staff_greeting
 from desk.outbound.mail import OutgoingMail
 from desk.outbound.messages import client_thread, queue_mail, staff_address
 from desk.routing.subject import tagged
 from desk.store.models import Feedback, Message, Outbox, Staff, Ticket
 from desk.store.tickets import add_event
-from desk.work.people import greeting_for, staff_greeting
+from desk.work.people import greeting_for
 
 _WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
           "eight": 8, "nine": 9, "ten": 10}

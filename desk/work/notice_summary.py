@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from desk.config.settings import Settings
 from desk.inbox.message import Address
 from desk.inbox.quotes import reply_text
+from desk.names import staff_greeting
 from desk.outbound.compose import new_message_id
 from desk.outbound.mail import OutgoingMail
 from desk.outbound.messages import queue_mail
@@ -43,7 +44,7 @@ from desk.store.db import is_postgres, transaction
 from desk.store.deferred import pending, query
 from desk.store.models import Client, Message, Outbox, Staff, Ticket, table
 from desk.words import plural
-from desk.work.people import is_stranger, staff_greeting
+from desk.work.people import is_stranger
 
 NOTICE_KINDS = ("notice_new", "notice_reply", "notice_assigned")
 _OUTBOX = table(Outbox)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from desk.config.settings import Settings
 from desk.inbox.message import ParsedMessage
 from desk.inbox.quotes import reply_text
+from desk.names import staff_greeting
 from desk.outbound.mail import OutgoingMail, Thread
 from desk.outbound.messages import (
     client_recipients,
@@ -141,7 +142,7 @@ def notify_staff(session: Session, settings: Settings, ticket: Ticket, inbound: 
         context = {
             "kind": kind,
             "stranger": stranger,
-            "staff_name": person.name.split()[0] if person.name else person.email,
+            "staff_name": staff_greeting(person.name, person.email),
             "from": inbound.from_addr,
             "from_name": inbound.from_name,
             "message": rich.text if rich else
@@ -174,8 +175,8 @@ def queue_refusal(session: Session, settings: Settings, ticket: Ticket, staff: S
         kind="refusal", event_key=f"refusal:{inbound.id}", to=[staff_address(staff)],
         staff_id=staff.id,
         subject=f"Not done: {tagged(ticket.subject, ticket.ref)}", template="refused",
-        context={"staff_name": staff.name.split()[0], "reasons": reasons, "ref": ticket.ref,
-                 "commands": COMMANDS},
+        context={"staff_name": staff_greeting(staff.name, staff.email), "reasons": reasons,
+                 "ref": ticket.ref, "commands": COMMANDS},
         thread=Thread(inbound.message_id, [inbound.message_id]), internal=True,
     ), ticket=ticket, now=now)
 
@@ -190,7 +191,7 @@ def queue_impersonation_notice(session: Session, settings: Settings, ticket: Tic
         to=[staff_address(staff)], staff_id=staff.id,
         subject=f"Someone wrote as you: {tagged(ticket.subject, ticket.ref)}",
         template="impersonation",
-        context={"staff_name": staff.name.split()[0], "ref": ticket.ref,
+        context={"staff_name": staff_greeting(staff.name, staff.email), "ref": ticket.ref,
                  "subject": ticket.subject, "sender": inbound.from_addr, "why": why},
         internal=True,
     ), ticket=ticket, now=now)
@@ -306,7 +307,7 @@ def request_approval(session: Session, settings: Settings, ticket: Ticket, junio
         to=[staff_address(approver)], staff_id=approver.id,
         subject=f"Approve a reply to the client? {tagged(ticket.subject, ticket.ref)}",
         template="approval_request",
-        context={"staff_name": approver.name.split()[0], "junior": junior.name,
+        context={"staff_name": staff_greeting(approver.name, approver.email), "junior": junior.name,
                  "junior_email": junior.email, "body": body.strip(), "held_id": held.id,
                  "ref": ticket.ref, "to": ", ".join(held.rcpt_to), "files": files or [],
                  "client": ticket.client.name if ticket.client else ticket.requester_email},
@@ -321,7 +322,7 @@ def queue_rejection(session: Session, settings: Settings, ticket: Ticket, author
         staff_id=author.id,
         subject=f"Your reply was not sent: {tagged(ticket.subject, ticket.ref)}",
         template="rejected",
-        context={"staff_name": author.name.split()[0], "rejected_by": rejected_by,
-                 "reason": reason, "ref": ticket.ref},
+        context={"staff_name": staff_greeting(author.name, author.email),
+                 "rejected_by": rejected_by, "reason": reason, "ref": ticket.ref},
         internal=True,
     ), ticket=ticket, now=now)

@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from desk.config.settings import Settings
 from desk.inbox.parse import parse_message
+from desk.names import greeting_name, staff_greeting
 from desk.sla.schedule import Action
 from desk.store.models import Contact, Estimate, Outbox, Ticket
 from desk.work.escalation import Clock
 from desk.work.estimates import estimate_context
 from desk.work.feedback import request_feedback
-from desk.work.people import greeting_for, greeting_name, is_stranger
+from desk.work.people import greeting_for, is_stranger
 from desk.work.pipeline import process
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -190,3 +191,14 @@ def test_a_reply_from_a_stranger_is_flagged_in_the_notice(session: Session,
     assert is_stranger(session, ticket, "sam@elsewhere.example")
     assert not is_stranger(session, ticket, "TOM@retainer.test")
     assert not is_stranger(session, ticket, "paul@agency.test")
+
+
+@pytest.mark.parametrize(("name", "email", "expected"), [
+    ("Dr. Paul Porter", "paul@agency.test", "Paul"),
+    ("PORTER, PAUL", "paul@agency.test", "Paul"),
+    ("Support Team", "team@agency.test", "Support"),
+    ("", "paul@agency.test", "paul@agency.test"),
+])
+def test_a_colleague_is_greeted_by_first_name_never_by_title(name: str, email: str,
+                                                             expected: str) -> None:
+    assert staff_greeting(name, email) == expected
