@@ -216,6 +216,6 @@ def test_the_digest_shows_promises_kept_per_client_in_text_and_bars(env: DeskEnv
     assert html.index("Client Co") < html.index("Retainer Co")
     assert "0 of 1 ticket on time, " in html and "1 late</span>" in html
     assert "<strong>0%</strong>" in html and "<strong>100%</strong>" in html
-    # Each client's bar: on time (green) and late (red) cells, across the whole width.
+    # Each client's bar: on time (dark blue) and late (red) cells, across the whole width.
     client_row = html[html.index("Client Co"):html.index("Retainer Co")]
     assert 'width="100%" height="14" bgcolor="#c0392b"' in client_row
