@@ -409,6 +409,7 @@ EventKind = Literal[
     "sla_breached",
     "sla_warning",
     "spoofed_staff",
+    "notice_summarised",
     "promoted",
     "status",
     "status_update",

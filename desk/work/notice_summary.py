@@ -43,6 +43,7 @@ from desk.routing.tokens import staff_token_address
 from desk.store.db import is_postgres, transaction
 from desk.store.deferred import pending, query
 from desk.store.models import Client, Message, Outbox, Staff, Ticket, table
+from desk.store.tickets import add_event
 from desk.words import plural
 from desk.work.people import is_stranger
 
@@ -177,8 +178,14 @@ def queue_due_summaries(session: Session, settings: Settings, now: datetime, *,
                 entry.stranger = (entry.latest is not None and "notice_reply" in entry.kinds
                                   and is_stranger(session, entry.ticket,
                                                   entry.latest.from_addr))
-            _queue_summary(session, settings, email, person, list(entries.values()), start,
-                           _summary_key(person.id if person else email, start, group[0]), now)
+            span = _queue_summary(session, settings, email, person, list(entries.values()),
+                                  start, _summary_key(person.id if person else email, start,
+                                                      group[0]), now)
+            for entry in entries.values():  # `desk tickets show` tells where the notice went
+                add_event(session, entry.ticket, "notice_summarised",
+                          f"{plural(len(entry.kinds), 'notice')} to {email} over the "
+                          f"[notices] cap went in the {span} summary mail", at=now,
+                          data={"recipient": email, "kinds": entry.kinds})
         for chunk in _chunks([row.id for row in group]):
             session.execute(update(Outbox).where(Outbox.id.in_(chunk))
                             .values(status=SUMMARISED))
@@ -205,7 +212,8 @@ def _summary_key(staff_id: int | str, start: datetime, first: Outbox) -> str:
 
 
 def _queue_summary(session: Session, settings: Settings, email: str, person: Staff | None,
-                   entries: list[_Entry], start: datetime, key: str, now: datetime) -> None:
+                   entries: list[_Entry], start: datetime, key: str, now: datetime) -> str:
+    """Queue one summary mail; returns its window in words ("10:00-10:15 on Mon 23 Nov")."""
     zone = ZoneInfo(settings.desk.timezone)
     minutes = settings.notices.window_minutes
     begin, end = start.astimezone(zone), (start + timedelta(minutes=minutes)).astimezone(zone)
@@ -225,6 +233,7 @@ def _queue_summary(session: Session, settings: Settings, email: str, person: Sta
                  "cap": settings.notices.max_per_staff,
                  "window_minutes": minutes, "desk_name": settings.desk.name},
     ), ticket=None, now=now)
+    return span
 
 
 def _item(settings: Settings, entry: _Entry, person: Staff | None) -> dict[str, Any]:

@@ -84,6 +84,10 @@ def test_past_the_cap_an_engineer_gets_one_summary_with_every_ticket(
         links = [unquote(h) for h in re.findall(r'href="(mailto:[^"]+)"', html(summary))]
         assert any(link.startswith(f"mailto:{address}?subject=Re:") for link in links)
     assert "Hello, the contact form" in text(summary)  # what each client wrote
+    # The ticket itself says where its notice went.
+    [event] = [e for e in env.ticket(listed[0])["events"] if e["kind"] == "notice_summarised"]
+    assert "paul@agency.test" in event["detail"] and "10:00-10:15" in event["detail"]
+    assert not [e for e in env.ticket(noticed[0])["events"] if e["kind"] == "notice_summarised"]
     # Clients are not affected: every one of them was acknowledged.
     acks = [m for m in smtp_capture.messages() if m.rcpt_tos[0].startswith("user")]
     assert len(acks) == 8
