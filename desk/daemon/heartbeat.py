@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from desk.logs import mask_secrets
 from desk.periodic import Retry, repeat_async, troubles
 from desk.store.db import transaction
 from desk.store.models import Worker
@@ -42,7 +43,9 @@ class Heartbeat:
                 row.beat_at = now
                 row.stopped_at = now if stopped else None
                 now_in = [] if stopped else troubles.current()
-                row.trouble = "; ".join(f"{t.what}: {t.description}" for t in now_in) or None
+                # Descriptions quote errors, and errors may quote a URL with a password.
+                row.trouble = mask_secrets("; ".join(f"{t.what}: {t.description}"
+                                                     for t in now_in)) or None
                 row.trouble_since = now_in[0].since if now_in else None
         except Exception as exc:
             log.debug("heartbeat failed: %s", exc)

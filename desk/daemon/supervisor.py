@@ -147,15 +147,6 @@ class Daemon:
             for source in self.sources:
                 await asyncio.to_thread(source.close)
         try:
-            # Notices that waited for a summary (a flood) go now: no loop of this run will
-            # be there when their window ends (desk/work/notice_summary.py).
-            summary.summaries = await asyncio.to_thread(
-                send_due_summaries, self.factory, self.settings, self.clock(), everything=True)
-        except Exception as exc:  # they keep waiting for the next run
-            if not is_transient(exc):
-                log.exception("notice summaries failed")
-            summary.errors.append(f"notice summaries: {exc}")
-        try:
             summary.clock = await asyncio.to_thread(self.clock_task.tick)
             summary.reports = await asyncio.to_thread(
                 run_scheduled, self.factory, self.settings, self.clock())
@@ -163,6 +154,16 @@ class Daemon:
             if not is_transient(exc):
                 log.exception("clock tick failed")
             summary.errors.append(f"clock: {exc}")
+        try:
+            # Notices that waited for a summary (a flood) go now: no loop of this run will
+            # be there when their window ends (desk/work/notice_summary.py). After the clock:
+            # the notices its tick held back (assignments on escalation) go too.
+            summary.summaries = await asyncio.to_thread(
+                send_due_summaries, self.factory, self.settings, self.clock(), everything=True)
+        except Exception as exc:  # they keep waiting for the next run
+            if not is_transient(exc):
+                log.exception("notice summaries failed")
+            summary.errors.append(f"notice summaries: {exc}")
         try:
             summary.pruned = (await asyncio.to_thread(self._prune)).total
         except Exception as exc:  # neither may pruning: the bytes wait for the next run

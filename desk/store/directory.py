@@ -149,7 +149,10 @@ def manager_problem(session: Session, key: str, email: str) -> Problem | None:
 
 TIERS_ALLOWED = f"one of {', '.join(Tier)}"
 TIMEZONE_ALLOWED = "an IANA time zone such as Europe/London or America/New_York"
-HOURS_ALLOWED = "a number of hours of 0 or more, such as 10 or 7.5"
+# A month has at most 744 hours; anything beyond (or inf, nan) is a typo, and would break
+# the arithmetic of every notice for the client.
+MAX_HOURS_PER_MONTH = 744
+HOURS_ALLOWED = f"a number of hours from 0 to {MAX_HOURS_PER_MONTH}, such as 10 or 7.5"
 
 
 @dataclass(slots=True)
@@ -183,9 +186,11 @@ class ClientSpec:
             except (ZoneInfoNotFoundError, ValueError):
                 found.append(Problem("timezone", f"unknown time zone {self.timezone!r}",
                                      TIMEZONE_ALLOWED))
-        if self.hours_per_month is not None and self.hours_per_month < 0:
+        hours = self.hours_per_month
+        if hours is not None and not 0 <= hours <= MAX_HOURS_PER_MONTH:  # nan fails too
             found.append(Problem("hours_per_month",
-                                 f"{self.hours_per_month:g} hours per month is negative",
+                                 f"{hours:g} hours per month is "
+                                 + ("negative" if hours < 0 else "not a month's hours"),
                                  HOURS_ALLOWED))
         if self.sla_policy and policies is not None and self.sla_policy not in policies:
             found.append(Problem("sla_policy", f"unknown SLA policy {self.sla_policy!r}",
@@ -299,7 +304,10 @@ def of_client(session: Session, client: Client, email: str) -> bool:
     if session.scalar(select(Contact.id).where(Contact.email == email,
                                                Contact.client_id == client.id)):
         return True
-    return email.rpartition("@")[2] in {d.domain for d in client.domains}
+    # As classification does: mail.eu.client.com is client.com's (its subdomains too).
+    parts = email.rpartition("@")[2].split(".")
+    domains = {d.domain for d in client.domains}
+    return any(".".join(parts[i:]) in domains for i in range(len(parts) - 1))
 
 
 # -- lookups within one transaction ------------------------------------------------------
@@ -400,7 +408,9 @@ def client_dict(c: Client) -> dict[str, Any]:
 
 
 ROLES_ALLOWED = f"one of {', '.join(Role)}"
-CAPACITY_ALLOWED = "a whole number of open tickets, 0 or more, such as 15 (empty: no limit)"
+MAX_CAPACITY = 10_000
+CAPACITY_ALLOWED = (f"a whole number of open tickets from 0 to {MAX_CAPACITY:,}, such as 15 "
+                    "(empty: no limit)")
 
 
 def staff_problems(email: str, name: str, role: str, capacity: int | None = None
@@ -415,8 +425,10 @@ def staff_problems(email: str, name: str, role: str, capacity: int | None = None
         found.append(Problem("name", "the name is empty", "the person's name, such as Sam Lee"))
     if role not in Role.__members__:
         found.append(Problem("role", f"unknown role {role!r}", ROLES_ALLOWED))
-    if capacity is not None and capacity < 0:
-        found.append(Problem("capacity", f"capacity {capacity} is negative", CAPACITY_ALLOWED))
+    if capacity is not None and not 0 <= capacity <= MAX_CAPACITY:
+        found.append(Problem("capacity", f"capacity {capacity} is "
+                             + ("negative" if capacity < 0 else "more than anyone can own"),
+                             CAPACITY_ALLOWED))
     return found
 
 

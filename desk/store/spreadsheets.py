@@ -139,6 +139,8 @@ def _rows(text: str, columns: Sequence[str], required: Sequence[str],
         header = [h.strip().lower() for h in next(reader)]
     except (StopIteration, csv.Error):  # an empty file, or no CSV at all: no columns
         header = []
+    while header and not header[-1]:  # a spreadsheet's empty last columns, saved as CSV
+        header.pop()
     for problem in _header(header, columns, required):
         report.errors.append(RowError(1, problem))
     if report.file_unusable:
@@ -158,6 +160,8 @@ def _rows(text: str, columns: Sequence[str], required: Sequence[str],
 
 def _row(raw: list[str], header: list[str], line: int) -> _Row:
     problems: list[Problem] = []
+    if len(raw) > len(header) and not any(cell.strip() for cell in raw[len(header):]):
+        raw = raw[:len(header)]  # empty cells under columns nobody named
     if len(raw) != len(header):
         problems.append(Problem(
             "", f"the row has {plural(len(raw), 'column')} where the header has "

@@ -25,7 +25,7 @@ from desk.routing.classify import classify
 from desk.sla.clock import refresh
 from desk.store.models import Message, Status, Ticket
 from desk.store.tickets import add_event
-from desk.work.acknowledge import queue_acknowledgement
+from desk.work.acknowledge import queue_acknowledgement, rate_cap_reason
 from desk.work.notices import notify_staff
 
 
@@ -69,7 +69,11 @@ def promote(session: Session, settings: Settings, ticket: Ticket, now: datetime,
     ticket.sla_policy = c.sla_policy or ("triage" if c.client is None else None)
     ticket.owner, ticket.workers, ticket.status = a.owner, list(a.workers), a.status
     ticket.updated_at = now
-    if written is not None and requester.email == ticket.requester_email:
+    if written is not None:
+        # The writer is whom the ticket now serves: replies and the acknowledgement go to
+        # them, never to the robot's address the set-aside mail came from (which anyone
+        # can forge to have a colleague's answer relayed to a mailbox of their choosing).
+        ticket.requester_email, ticket.requester_name = requester.email, requester.name
         ticket.last_client_message_at = now
     refresh(ticket, settings, now)  # ends the pause the auto state was: clocks start now
     owner = a.owner.email if a.owner else "nobody"
@@ -81,7 +85,14 @@ def promote(session: Session, settings: Settings, ticket: Ticket, now: datetime,
     add_event(session, ticket, "assigned", assigned, at=now,
               data={"owner": owner, "workers": [w.email for w in a.workers], "rule": a.rule})
     session.flush()
-    if acknowledge and queue_acknowledgement(session, settings, ticket, c, msg, requester, now):
+    # Mail written in is a new request and capped like one; an admin's --acknowledge is not.
+    capped = rate_cap_reason(session, settings, requester.email, ticket.subject, now,
+                             verified=c.contact is not None or c.staff is not None) \
+        if acknowledge and written is not None else ""
+    if capped:
+        add_event(session, ticket, "ack_suppressed", capped, at=now)
+    elif acknowledge and queue_acknowledgement(session, settings, ticket, c, msg, requester,
+                                               now):
         add_event(session, ticket, "acknowledged",
                   f"acknowledgement queued to {requester.email}", at=now)
     notify_staff(session, settings, ticket, first, now, kind="new", reason=assigned)

@@ -63,4 +63,6 @@ def is_stranger(session: Session, ticket: Ticket, email: str) -> bool:
     if session.scalar(select(Participant.id).where(Participant.ticket_id == ticket.id,
                                                    Participant.email == email)):
         return False
-    return session.scalar(select(Staff.id).where(Staff.email == email)) is None
+    # Someone who has left the agency is not our people any more.
+    return session.scalar(select(Staff.id).where(Staff.email == email,
+                                                 Staff.active.is_(True))) is None

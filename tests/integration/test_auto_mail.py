@@ -105,3 +105,44 @@ def test_set_aside_time_does_not_count_against_the_promise(env: DeskEnv) -> None
     # Promoting twice is refused with a clear line, and changes nothing.
     again = env.desk("tickets", "promote", t["ref"], check=False)
     assert again.returncode == 1 and "not set aside" in again.stderr
+
+
+def test_writing_into_a_robots_mail_does_not_send_the_answers_to_the_robot(
+        env: DeskEnv) -> None:
+    # An outsider's "auto-reply" is set aside; then mail "from" a client threads into it.
+    # Whoever the writer claims to be, the answers go to the writer's address (as for any
+    # new mail), never to the robot's, which the outsider reads.
+    env.drop(make_mail(sender="Robot <bot@evil.test>", message_id="<x1@evil.test>",
+                       subject="Auto: noted", headers=OUT_OF_OFFICE))
+    env.desk("run", "--once")
+    env.drop(make_mail(message_id="<x2@evil.test>", subject="Re: Auto: noted",
+                       in_reply_to="<x1@evil.test>", references="<x1@evil.test>",
+                       body="Please mail me the admin password of our site."))
+    env.desk("run", "--once")
+    [t] = env.tickets()
+    assert t["status"] == "new" and t["requester"] == "client@client.test"
+    [notice] = env.sent_to("paul@agency.test")
+    raw = reply_to(notice, sender="Paul Porter <paul@agency.test>",
+                   body="I cannot send passwords by mail; I will call you.")
+    env.drop(raw)
+    env.desk("run", "--once")
+    assert env.sent_to("bot@evil.test") == []
+    assert any("I will call you" in m.get_body(("plain",)).get_content()
+               for m in env.sent_to("client@client.test"))
+
+
+def test_mail_written_into_set_aside_mail_is_acknowledged_within_the_cap(
+        env: DeskEnv) -> None:
+    # Each robot mail + a "reply" naming a victim would otherwise be one more
+    # acknowledgement to any address an outsider names: the usual caps apply.
+    for i in range(7):
+        env.drop(make_mail(sender=f"Robot <bot{i}@evil.test>", message_id=f"<r{i}@evil.test>",
+                           subject=f"Auto {i}", headers=OUT_OF_OFFICE))
+        env.drop(make_mail(sender="Victim <victim@elsewhere.test>", subject="Buy now",
+                           message_id=f"<v{i}@evil.test>", in_reply_to=f"<r{i}@evil.test>",
+                           references=f"<r{i}@evil.test>"))
+        env.desk("run", "--once")
+    assert len(env.sent_to("victim@elsewhere.test")) == 5  # [security] unverified_mail_per_hour
+    suppressed = [e["detail"] for t in env.tickets() for e in env.ticket(t["ref"])["events"]
+                  if e["kind"] == "ack_suppressed"]
+    assert sum("unverified_mail_per_hour" in d for d in suppressed) == 2, suppressed

@@ -17,7 +17,7 @@ from desk.config.settings import Settings
 from desk.inbox.parse import parse_message
 from desk.names import greeting_name, staff_greeting
 from desk.sla.schedule import Action
-from desk.store.models import Contact, Estimate, Outbox, Ticket
+from desk.store.models import Contact, Estimate, Outbox, Staff, Ticket
 from desk.work.escalation import Clock
 from desk.work.estimates import estimate_context
 from desk.work.feedback import request_feedback
@@ -191,6 +191,14 @@ def test_a_reply_from_a_stranger_is_flagged_in_the_notice(session: Session,
     assert is_stranger(session, ticket, "sam@elsewhere.example")
     assert not is_stranger(session, ticket, "TOM@retainer.test")
     assert not is_stranger(session, ticket, "paul@agency.test")
+    # The client's subdomains are the client's, as classification has it; someone who has
+    # left the agency is not our people any more.
+    assert not is_stranger(session, ticket, "rosa@eu.retainer.test")
+    assert is_stranger(session, ticket, "rosa@notretainer.test")
+    paul = session.scalars(select(Staff).where(Staff.email == "paul@agency.test")).one()
+    paul.active = False
+    session.flush()
+    assert is_stranger(session, ticket, "paul@agency.test")
 
 
 @pytest.mark.parametrize(("name", "email", "expected"), [

@@ -38,12 +38,12 @@ def test_every_problem_of_every_row_is_reported_with_line_column_value_and_allow
         "post_project, hosting, hosting_sla, support_sla",
         "line 3: error: 'not-an-address' is not an email address (column contacts): an "
         "address such as name@example.com",
-        "line 3: error: 'ten' is not a number (column hours_per_month): a number of hours of "
-        "0 or more, such as 10 or 7.5",
+        "line 3: error: 'ten' is not a number (column hours_per_month): a number of hours from "
+        "0 to 744, such as 10 or 7.5",
         "line 3: error: unknown time zone 'Mars/Base' (column timezone): an IANA time zone "
         "such as Europe/London or America/New_York",
         "line 4: error: 'lots' is not a number (column hours_per_month): a number of hours "
-        "of 0 or more, such as 10 or 7.5",
+        "from 0 to 744, such as 10 or 7.5",
     ]
     assert not any("could not convert" in x or "invalid literal" in x for x in lines)
     assert [(line, name) for line, name, _ in report.changes] == [(2, "Good Co")]
@@ -56,14 +56,14 @@ def test_staff_rows_name_the_column_and_the_bad_value(session: Session) -> None:
                                    "nobody,,wizard,-1\n")
     assert shown(report) == [
         "line 2: error: 'lots' is not a whole number (column capacity): a whole number of "
-        "open tickets, 0 or more, such as 15 (empty: no limit)",
+        "open tickets from 0 to 10,000, such as 15 (empty: no limit)",
         "line 3: error: 'nobody' is not an email address (column email): an address such "
         "as name@example.com",
         "line 3: error: the name is empty (column name): the person's name, such as Sam Lee",
         "line 3: error: unknown role 'wizard' (column role): one of account_manager, "
         "project_manager, senior_engineer, junior_engineer",
         "line 3: error: capacity -1 is negative (column capacity): a whole number of open "
-        "tickets, 0 or more, such as 15 (empty: no limit)",
+        "tickets from 0 to 10,000, such as 15 (empty: no limit)",
     ]
 
 
@@ -168,3 +168,21 @@ def test_a_csv_contacts_cell_takes_names_and_plain_addresses(session: Session) -
 ])
 def test_split_contacts(cell: str, parts: list[str]) -> None:
     assert split_contacts(cell) == parts
+
+
+def test_values_no_month_or_person_can_have_are_row_errors(session: Session) -> None:
+    report = import_clients(session, "name,tier,hours_per_month\n"
+                                     "A Co,retainer,inf\nB Co,retainer,1e400\nC Co,retainer,800\n")
+    assert report.bad_rows == 3
+    assert all(e.problem.key == "hours_per_month" for e in report.errors), report.errors
+    staff = import_staff(session, "email,name,role,capacity\n"
+                                  "sam@agency.test,Sam,senior_engineer,99999999999999999999999\n")
+    [error] = staff.errors
+    assert error.problem.key == "capacity" and "more than anyone can own" in error.shown()
+
+
+def test_a_spreadsheets_empty_last_columns_are_no_columns(session: Session) -> None:
+    report = import_staff(session, "email,name,role,capacity,,\n"
+                                   "sam@agency.test,Sam Senior,senior_engineer,15,,\n"
+                                   "jo@agency.test,Jo Junior,junior_engineer,8\n")
+    assert report.errors == [] and report.rows == 2
