@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from desk.cli.common import Ctx, emit_json, fail, pass_ctx
 from desk.store.models import Staff, Status, Tier
+from desk.store.search import TooManyTerms
 from desk.store.tickets import get_ticket
 from desk.views.ticket_table import emphasis, ticket_table
 from desk.views.tickets import (
@@ -133,7 +134,7 @@ def tickets_search(c: Ctx, /, words: tuple[str, ...], limit: int, as_json: bool,
     with c.session() as s:
         try:
             result = search_tickets(s, query, filters, c.now(), limit)
-        except BadFilter as exc:
+        except (BadFilter, TooManyTerms) as exc:
             fail(str(exc), code=2)
         except OperationalError as exc:
             if "no such table" in str(exc):

@@ -78,6 +78,15 @@ class Term:
 _TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
 
 
+# Each term is one compound SELECT arm; SQLite allows 500 of them. Nobody searches with more
+# than a few words: past this, a pasted paragraph is a mistake better said than run.
+MAX_TERMS = 32
+
+
+class TooManyTerms(ValueError):
+    """A search of more words than MAX_TERMS."""
+
+
 def parse_query(query: str) -> list[Term]:
     """The user's words as terms. Nothing is syntax but double quotes (a phrase) and a
     trailing ``*`` (a prefix); a term with no letter or digit in it finds nothing in any
@@ -92,6 +101,9 @@ def parse_query(query: str) -> list[Term]:
         cleaned = " ".join(raw.split())
         if any(ch.isalnum() for ch in cleaned) and Term(cleaned, prefix) not in terms:
             terms.append(Term(cleaned, prefix))
+    if len(terms) > MAX_TERMS:
+        raise TooManyTerms(f"{len(terms)} words to search for: at most {MAX_TERMS} (put a "
+                           "passage you are looking for in double quotes: one phrase)")
     return terms
 
 
