@@ -27,8 +27,7 @@ def plural(count: float, noun: str, many: str | None = None) -> str:
     """`plural(1, "ticket")` is "1 ticket"; `plural(3, "reply")` is "3 replies".
     A whole float prints without ".0" ("2 hours", "2.5 hours")."""
     number = f"{count:g}" if isinstance(count, float) else str(count)
-    word = noun if count == 1 else (many or plural_of(noun))
-    return f"{number} {word}"
+    return f"{number} {noun_for(count, noun, many)}"
 
 
 def noun_for(count: float, noun: str, many: str | None = None) -> str:

@@ -7,11 +7,12 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from desk.cli.common import Ctx, emit_json, fail, pass_ctx
 from desk.store.models import Staff, Status, Tier
@@ -31,6 +32,10 @@ from desk.views.tickets import (
 from desk.words import plural
 
 PRIORITIES = ("P1", "P2", "P3", "P4")
+
+
+if TYPE_CHECKING:
+    from desk.work.actions import Actor
 
 
 @click.group()
@@ -275,7 +280,7 @@ def tickets_set(c: Ctx, ref: str, status: str | None, priority: str | None,
 def tickets_confirm(c: Ctx, ref: str, confirmer: str | None) -> None:
     """Apply a client's unconfirmed estimate decision, after checking it with them."""
     from desk.sla.clock import refresh
-    from desk.work.actions import Actor, Refused
+    from desk.work.actions import Refused
     from desk.work.estimates import confirm_decision
 
     now = c.now()
@@ -283,11 +288,7 @@ def tickets_confirm(c: Ctx, ref: str, confirmer: str | None) -> None:
         t = get_ticket(s, ref)
         if t is None:
             fail(f"no ticket {ref}")
-        person = s.scalar(select(Staff).where(Staff.email == confirmer.lower())) \
-            if confirmer else None
-        if confirmer and person is None:
-            fail(f"{confirmer} is not on the staff list", code=2)
-        actor = Actor(person, person.email if person else "admin (CLI)")
+        actor = _cli_actor(s, confirmer)
         try:
             click.echo(confirm_decision(s, c.settings, t, actor, now))
         except Refused as exc:
@@ -333,7 +334,7 @@ def approve(c: Ctx, held_id: int, approver: str | None) -> None:
     """Send a junior engineer's held reply to the client, unchanged."""
     from desk.sla.clock import refresh
     from desk.store.models import Outbox
-    from desk.work.actions import Actor, Refused
+    from desk.work.actions import Refused
     from desk.work.conversation import approve_held
 
     now = c.now()
@@ -341,11 +342,7 @@ def approve(c: Ctx, held_id: int, approver: str | None) -> None:
         held = s.get(Outbox, held_id)
         if held is None:
             fail(f"no held reply {held_id}")
-        person = s.scalar(select(Staff).where(Staff.email == approver.lower())) if approver \
-            else None
-        if approver and person is None:
-            fail(f"{approver} is not on the staff list", code=2)
-        actor = Actor(person, person.email if person else "admin (CLI)")
+        actor = _cli_actor(s, approver)
         try:
             click.echo(approve_held(s, c.settings, held, actor, now))
         except Refused as exc:
@@ -356,4 +353,17 @@ def approve(c: Ctx, held_id: int, approver: str | None) -> None:
     click.echo("it goes out with the next delivery round (`desk run` sends it at once)")
 
 
+def _cli_actor(session: Session, email: str | None) -> Actor:
+    """Who an admin's command acts as: the staff member named with --by (refused with
+    exit 2 when not on the staff list), else the admin at the command line."""
+    from desk.work.actions import Actor
+
+    person = session.scalar(select(Staff).where(Staff.email == email.lower())) \
+        if email else None
+    if email and person is None:
+        fail(f"{email} is not on the staff list", code=2)
+    return Actor(person, person.email if person else "admin (CLI)")
+
+
 COMMANDS: tuple[click.Command, ...] = (tickets, approve)
+

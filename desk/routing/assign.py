@@ -10,15 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from desk.config.routing import Pool, Rule, Target
+from desk.config.settings import Settings
 from desk.routing.classify import Classification
 from desk.store.deferred import update_later
 from desk.store.directory import all_staff, count_assignment, staff_by_email, staff_load
 from desk.store.models import OPEN_STATUSES, Client, Role, Staff, Status, Ticket, TicketWorker
+from desk.store.tickets import add_event
 from desk.words import noun_for, plural
 
 
@@ -209,3 +212,26 @@ def assign(
         update_later(session, owner, last_assigned_at=now)
     count_assignment(session, [owner])
     return Assignment(owner, Status.new, None, [], resolver.reasons)
+
+
+def assign_by_rules(session: Session, settings: Settings, classification: Classification,
+                    subject: str, body: str, now: datetime) -> Assignment:
+    """``assign`` with the agency's rules and triage owner, on today's date as the
+    client's time zone counts it (absences are by date); rules read the subject and the
+    top of the body."""
+    client = classification.client
+    zone = ZoneInfo((client.timezone if client else None) or settings.desk.timezone)
+    return assign(session, classification, rules=settings.routing.rules,
+                  text=f"{subject}\n{body[:4000]}",
+                  triage=settings.desk.triage, today=now.astimezone(zone).date(), now=now)
+
+
+def record_assignment(session: Session, ticket: Ticket, a: Assignment, now: datetime) -> str:
+    """The ticket's ``assigned`` event; returns its words (the owner's notice says why)."""
+    owner = a.owner.email if a.owner else "nobody"
+    workers = [w.email for w in a.workers]
+    summary = f"owner {owner}" + (f", worker {', '.join(workers)}" if workers else "")
+    assigned = f"{summary}: " + "; ".join(a.reasons)
+    add_event(session, ticket, "assigned", assigned, at=now,
+              data={"owner": owner, "workers": workers, "rule": a.rule})
+    return assigned

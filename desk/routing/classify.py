@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import bindparam, select
@@ -17,7 +18,8 @@ from desk.config.urgent_phrases import DEFAULT_URGENT_PHRASES
 from desk.inbox.message import ParsedMessage
 from desk.store.deferred import query
 from desk.store.directory import client_by_domain, staff_by_email
-from desk.store.models import Client, Contact, Staff, Tier
+from desk.store.models import Client, Contact, Staff, Ticket, Tier
+from desk.store.tickets import add_event
 
 # The tier's default priority (DOMAIN.md: SLA tiers high, hosting-only lowest).
 TIER_PRIORITY: dict[str, str] = {
@@ -117,3 +119,10 @@ def classify(
                        else f"SLA policy {sla_policy} (tier default)" if tier else
                        "no SLA policy (unknown sender)"),
     )
+
+
+def record_classification(session: Session, ticket: Ticket, c: Classification,
+                          now: datetime) -> None:
+    """The ticket's ``classified`` event: who the sender is, the priority and the policy."""
+    add_event(session, ticket, "classified", "; ".join([c.reason, c.reason_policy, *c.notes]),
+              at=now, data={"tier": c.tier, "priority": c.priority, "sla_policy": c.sla_policy})

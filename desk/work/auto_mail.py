@@ -12,7 +12,6 @@ its owner told, its clocks started then.
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,8 +19,8 @@ from sqlalchemy.orm import Session
 from desk.config.settings import Settings
 from desk.inbox.message import Address, ParsedMessage
 from desk.inbox.screening import Blocker
-from desk.routing.assign import Assignment, assign
-from desk.routing.classify import classify
+from desk.routing.assign import Assignment, assign_by_rules, record_assignment
+from desk.routing.classify import classify, record_classification
 from desk.sla.clock import refresh
 from desk.store.models import Message, Status, Ticket
 from desk.store.tickets import add_event
@@ -61,10 +60,7 @@ def promote(session: Session, settings: Settings, ticket: Ticket, now: datetime,
         msg = ParsedMessage(message_id=first.message_id, sender=requester,
                             subject=first.subject, text_body=first.body_text)
     c = classify(session, msg, urgent_phrases=settings.routing.urgent_phrases)
-    client_tz = ZoneInfo((c.client.timezone if c.client else None) or settings.desk.timezone)
-    a = assign(session, c, rules=settings.routing.rules,
-               text=f"{msg.subject}\n{msg.text_body[:4000]}", triage=settings.desk.triage,
-               today=now.astimezone(client_tz).date(), now=now)
+    a = assign_by_rules(session, settings, c, msg.subject, msg.text_body, now)
     ticket.client, ticket.tier, ticket.priority = c.client, c.tier, c.priority
     ticket.sla_policy = c.sla_policy or ("triage" if c.client is None else None)
     ticket.owner, ticket.workers, ticket.status = a.owner, list(a.workers), a.status
@@ -76,14 +72,10 @@ def promote(session: Session, settings: Settings, ticket: Ticket, now: datetime,
         ticket.requester_email, ticket.requester_name = requester.email, requester.name
         ticket.last_client_message_at = now
     refresh(ticket, settings, now)  # ends the pause the auto state was: clocks start now
-    owner = a.owner.email if a.owner else "nobody"
-    assigned = f"owner {owner}: " + "; ".join(a.reasons)
     add_event(session, ticket, "promoted", f"promoted from auto mail by {by}", at=now,
               actor=by)
-    add_event(session, ticket, "classified", "; ".join([c.reason, c.reason_policy]), at=now,
-              data={"tier": c.tier, "priority": c.priority, "sla_policy": c.sla_policy})
-    add_event(session, ticket, "assigned", assigned, at=now,
-              data={"owner": owner, "workers": [w.email for w in a.workers], "rule": a.rule})
+    record_classification(session, ticket, c, now)
+    assigned = record_assignment(session, ticket, a, now)
     session.flush()
     # Mail written in is a new request and capped like one; an admin's --acknowledge is not.
     capped = rate_cap_reason(session, settings, requester.email, ticket.subject, now,

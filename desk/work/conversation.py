@@ -267,12 +267,11 @@ def _author(session: Session, held: Outbox) -> str:
 
 def handle_client_reply(
     session: Session, ticket: Ticket, msg: ParsedMessage, inbound: Message, settings: Settings,
-    now: datetime, auto_generated: bool, answers: Answers | None,
+    now: datetime, answers: Answers | None,
 ) -> Ticket:
-    """A client wrote into an existing ticket (``answers``: what of ours the mail answers,
-    as ``which_ticket`` found)."""
-    if auto_generated:
-        return ticket
+    """A person (not staff) wrote into an existing ticket (``answers``: what of ours the
+    mail answers, as ``which_ticket`` found). Auto-generated mail never gets here: the
+    pipeline records it as an ``auto_reply`` event and changes nothing."""
     if answers == "feedback":
         # Feedback never reopens a ticket; a "no, not resolved" alerts the account manager.
         record_feedback(session, settings, ticket, msg, inbound, now)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -27,8 +26,8 @@ from sqlalchemy.orm import Session
 from desk.config.settings import Settings
 from desk.inbox.message import Address, ParsedMessage
 from desk.inbox.screening import Blocker, screen
-from desk.routing.assign import Assignment, assign
-from desk.routing.classify import Classification, classify
+from desk.routing.assign import Assignment, assign_by_rules, record_assignment
+from desk.routing.classify import Classification, classify, record_classification
 from desk.routing.forward import original_sender
 from desk.routing.subject import base_subject
 from desk.sla.clock import refresh
@@ -206,12 +205,8 @@ class Assign(NewTicketStage):
         if j.auto_generated:  # nobody is paged for a robot's mail: set aside, no clock
             j.assignment = set_aside(j.blockers)
             return
-        client_tz = ZoneInfo((c.client.timezone if c.client else None)
-                             or j.settings.desk.timezone)
-        j.assignment = assign(j.session, c, rules=j.settings.routing.rules,
-                              text=f"{j.msg.subject}\n{j.msg.text_body[:4000]}",
-                              triage=j.settings.desk.triage,
-                              today=j.now.astimezone(client_tz).date(), now=j.now)
+        j.assignment = assign_by_rules(j.session, j.settings, c,
+                                       j.msg.subject, j.msg.text_body, j.now)
 
 
 class OpenTicket(NewTicketStage):
@@ -262,20 +257,13 @@ class RecordDecisions(NewTicketStage):
         session, now, c, a, match, ticket = (j.session, j.now, j.classification,
                                              j.assignment, j.match, j.ticket)
         assert c is not None and a is not None and match is not None and ticket is not None
-        add_event(session, ticket, "classified",
-                  "; ".join([c.reason, c.reason_policy, *c.notes]), at=now,
-                  data={"tier": c.tier, "priority": c.priority, "sla_policy": c.sla_policy})
+        record_classification(session, ticket, c, now)
         add_event(session, ticket, "threaded", match.detail, at=now, data={"how": match.how})
         _record_refusals(session, match, now)
         if match.refused:
             add_event(session, ticket, "thread_refused",
                       "; ".join(why for _, why in match.refused), at=now)
-        owner = a.owner.email if a.owner else "nobody"
-        workers = [w.email for w in a.workers]
-        summary = f"owner {owner}" + (f", worker {', '.join(workers)}" if workers else "")
-        j.assigned = f"{summary}: " + "; ".join(a.reasons)
-        add_event(session, ticket, "assigned", j.assigned, at=now,
-                  data={"owner": owner, "workers": workers, "rule": a.rule})
+        j.assigned = record_assignment(session, ticket, a, now)
         for defect in j.msg.defects:
             add_event(session, ticket, "parse_note", defect, at=now)
 
@@ -401,7 +389,7 @@ class ClientReply(JoinedTicketStage):
         if ticket.client is not None:
             _add_ccs(j.session, ticket, j.msg, ticket.client, j.settings)
         handle_client_reply(j.session, ticket, j.msg, j.inbound, j.settings, j.now,
-                            j.auto_generated, match.answers)
+                            match.answers)
 
 
 class RefreshClocks(JoinedTicketStage):
