@@ -56,7 +56,6 @@ class TroubleBoard:
         self._lock = threading.Lock()
         self._now: dict[str, Trouble] = {}
         self._listeners: list[Callable[[], None]] = []
-        self.changes = 0  # counts every report and clear: a reader knows it missed none
 
     def report(self, what: str, description: str) -> None:
         with self._lock:
@@ -64,7 +63,6 @@ class TroubleBoard:
                 return
             since = self._now[what].since if what in self._now else datetime.now(UTC)
             self._now[what] = Trouble(what, description, since)
-            self.changes += 1
             listeners = list(self._listeners)
         for listener in listeners:
             listener()
@@ -73,7 +71,6 @@ class TroubleBoard:
         with self._lock:
             if self._now.pop(what, None) is None:
                 return
-            self.changes += 1
             listeners = list(self._listeners)
         for listener in listeners:
             listener()

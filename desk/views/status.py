@@ -29,15 +29,18 @@ TROUBLE_ALERT_AFTER = timedelta(minutes=5)
 
 
 def desk_status(session: Session, settings: Settings, now: datetime) -> dict[str, Any]:
+    def alive(w: Worker) -> bool:
+        return w.stopped_at is None and now - w.beat_at <= ALIVE_WITHIN
+
     workers = [
         {"id": w.id, "pid": w.pid, "host": w.host, "started_at": w.started_at.isoformat(),
          "beat_at": w.beat_at.isoformat(),
-         "alive": w.stopped_at is None and now - w.beat_at <= ALIVE_WITHIN,
+         "alive": alive(w),
          "trouble": w.trouble,
          "trouble_since": w.trouble_since.isoformat() if w.trouble_since else None}
         for w in session.scalars(select(Worker).order_by(Worker.beat_at.desc()).limit(20))]
     troubled = [w for w in session.scalars(select(Worker).where(Worker.trouble.is_not(None)))
-                if w.stopped_at is None and now - w.beat_at <= ALIVE_WITHIN]
+                if alive(w)]
     last_ingest = session.scalar(select(func.max(MailboxState.last_ingest_at)))
     last_message = session.scalar(select(func.max(Ticket.updated_at)))
     outbox = {status: n for status, n in session.execute(
